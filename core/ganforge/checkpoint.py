@@ -1,0 +1,215 @@
+"""The one checkpoint format, written atomically and read without unpickling code.
+
+A checkpoint is a directory ``RUN/checkpoints/step-NNNNNNNN/`` holding
+
+- ``weights.safetensors``: every network's ``state_dict``, keys prefixed ``generator.`` etc.;
+- ``state.pt``: the training state (optimisers, RNG states, data order, counters), read back with
+  ``torch.load(weights_only=True)`` so that a file carrying code is refused;
+- ``meta.json``: format version, step and image counters, component names, torch version;
+- ``config.toml``: the resolved run config, so that the directory alone rebuilds the networks.
+
+It is written into a temporary directory beside its final place, every file fsynced, then renamed;
+``checkpoints/latest`` names the newest complete one and is replaced atomically afterwards. A crash
+at any moment therefore leaves the previous checkpoint complete and ``latest`` pointing at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import safetensors
+import safetensors.torch
+import torch
+from torch import Tensor
+
+from .errors import CheckpointError, OutputError
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+META = "meta.json"
+CONFIG = "config.toml"
+LATEST = "latest"
+_REQUIRED = (WEIGHTS, STATE, META, CONFIG)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through ``write(tmp)`` into a temporary file beside it, fsync, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_path(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    """A checkpoint read back: tensors per network, the training state and its metadata."""
+
+    path: Path
+    weights: dict[str, dict[str, Tensor]]
+    state: dict[str, Any]
+    meta: dict[str, Any]
+    config_toml: str
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+
+def save_checkpoint(
+    directory: Path,
+    step: int,
+    *,
+    networks: Mapping[str, torch.nn.Module],
+    state: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    config_toml: str,
+    keep_last: int = 0,
+) -> Path:
+    """Write checkpoint ``step`` under ``directory`` (``RUN/checkpoints``) and point ``latest`` at it.
+
+    ``keep_last > 0`` then deletes older checkpoints beyond the newest ``keep_last``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / step_name(step)
+    tmp = directory / f".tmp-{step_name(step)}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        tensors = {
+            f"{prefix}.{key}": value.detach().to("cpu").contiguous()
+            for prefix, net in networks.items()
+            for key, value in net.state_dict().items()
+        }
+        safetensors.torch.save_file(tensors, str(tmp / WEIGHTS))
+        torch.save(dict(state), tmp / STATE)
+        full_meta = {"format": FORMAT_VERSION, "step": step, "torch": torch.__version__, **meta}
+        (tmp / META).write_text(json.dumps(full_meta, indent=2, sort_keys=True), encoding="utf-8")
+        (tmp / CONFIG).write_text(config_toml, encoding="utf-8")
+        for name in _REQUIRED:
+            _fsync_path(tmp / name)
+        _fsync_path(tmp)
+        if final.exists():  # a run restarted from an earlier checkpoint writes this step again
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"could not write checkpoint {final}: {exc}") from exc
+    _fsync_path(directory)
+    atomic_write_text(directory / LATEST, final.name + "\n")
+    if keep_last > 0:
+        _prune(directory, keep_last, protect=final.name)
+    return final
+
+
+def _prune(directory: Path, keep_last: int, *, protect: str) -> None:
+    steps = sorted(p for p in directory.glob("step-*") if p.is_dir())
+    for old in steps[:-keep_last]:
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in directory.glob(".tmp-step-*"):  # left by a killed writer
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from a run directory, a ``checkpoints`` directory or itself."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if (path / META).exists() or (path / WEIGHTS).exists():
+        return path
+    for directory in (path / "checkpoints", path):
+        latest = directory / LATEST
+        if latest.is_file():
+            target = directory / latest.read_text(encoding="utf-8").strip()
+            if target.is_dir():
+                return target
+            raise CheckpointError(f"{latest} names {target.name}, which does not exist")
+    raise CheckpointError(
+        f"{str(path)!r} is not a checkpoint: expected a run directory, its checkpoints/ directory, "
+        f"or a checkpoint directory holding {', '.join(_REQUIRED)}"
+    )
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint, refusing missing, truncated or unsafe files with a clear error."""
+    ckpt = find_checkpoint(path)
+    missing = [name for name in _REQUIRED if not (ckpt / name).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint {ckpt} is incomplete: missing {', '.join(missing)}")
+    try:
+        meta = json.loads((ckpt / META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+            raise ValueError("no integer 'step'")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt}: {META} is corrupt ({exc})") from None
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {ckpt} has format {meta.get('format')!r}; this ganforge reads format {FORMAT_VERSION}"
+        )
+    try:
+        flat = safetensors.torch.load_file(str(ckpt / WEIGHTS), device=str(map_location))
+    except (safetensors.SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt}: {WEIGHTS} is corrupt or truncated ({exc})") from None
+    try:
+        state = torch.load(ckpt / STATE, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(
+            f"checkpoint {ckpt}: {STATE} holds more than tensors and plain data, and ganforge "
+            f"never unpickles code; refusing to load it ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated ({exc})") from None
+    weights: dict[str, dict[str, Tensor]] = {}
+    for key, value in flat.items():
+        prefix, _, rest = key.partition(".")
+        weights.setdefault(prefix, {})[rest] = value
+    return Checkpoint(
+        path=ckpt,
+        weights=weights,
+        state=state,
+        meta=meta,
+        config_toml=(ckpt / CONFIG).read_text(encoding="utf-8"),
+    )
+
+
+def load_weights(network: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
+    """Load one network's weights, refusing a checkpoint of another architecture."""
+    if prefix not in checkpoint.weights:
+        raise CheckpointError(f"checkpoint {checkpoint.path} holds no '{prefix}' weights")
+    try:
+        network.load_state_dict(checkpoint.weights[prefix], strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path} does not fit this {prefix}: it was written for another "
+            f"architecture or config ({detail[:400]})"
+        ) from None

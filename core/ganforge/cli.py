@@ -1,0 +1,190 @@
+"""The ``ganforge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import load_checkpoint, load_weights
+from .config import RunConfig, load_config, structure, to_toml
+from .errors import ConfigError, GanforgeError, OutputError
+from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
+from .protocols import DataSpec
+from .training import Trainer, build_generator, build_sampler, prepare_run_dir, prior_space, resolve_device
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganforge", description="Train, sample and edit GANs built from plugins.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    parser.add_argument(
+        "-p", "--plugin", action="append", default=[], metavar="NAME",
+        help="load this plugin (entry-point, distribution or module name) even with autoload disabled",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a GAN (with no CONFIG: a DCGAN on the bundled digits)")
+    train.add_argument("config", nargs="?", help="TOML config; only what differs from the default is needed")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set optim.g.lr=1e-4 (repeatable)")
+    where = train.add_mutually_exclusive_group()
+    where.add_argument("--out", help="run directory to create (default: runs/<data>-<generator>-<time>)")
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+
+    sample = sub.add_parser("sample", help="draw samples from a checkpoint")
+    sample.add_argument("checkpoint", help="run directory or checkpoint directory")
+    sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--class", dest="class_index", type=int, help="class to draw, for a conditional model")
+    sample.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (N x C x H x W in [0, 1])")
+    sample.add_argument("--device", default="auto")
+
+    sub.add_parser("plugins", help="list installed plugins and what they provide")
+
+    config = sub.add_parser("config", help="inspect configs")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the fully resolved config")
+    show.add_argument("config", nargs="?")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _default_out(config: RunConfig) -> Path:
+    return Path("runs") / f"{config.data.name}-{config.generator.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
+    if args.resume:
+        run_dir = Path(args.resume)
+        checkpoint = load_checkpoint(run_dir)
+        config = structure(
+            _merge_overrides(tomllib.loads(checkpoint.config_toml), args.overrides), manager,
+            source=f"config of {checkpoint.path}",
+        )
+        prepare_run_dir(run_dir, resume=True)
+        trainer = Trainer(config, run_dir, manager=manager)
+        trainer.load_training_state(checkpoint)
+        print(f"resuming {run_dir} from step {trainer.step}", file=sys.stderr)
+    else:
+        config = load_config(args.config, args.overrides, manager)
+        out = Path(args.out) if args.out else _default_out(config)
+        trainer = Trainer(config, out, manager=manager)  # builds data and networks: fails before any write
+        prepare_run_dir(out)
+        print(f"training {config.generator.name} on {config.data.name} -> {out}", file=sys.stderr)
+    last = trainer.fit()
+    print(f"done: {trainer.step} steps, {trainer.images_seen} images; checkpoint {last}", file=sys.stderr)
+    return 0
+
+
+def _merge_overrides(raw: dict[str, object], overrides: Sequence[str]) -> dict[str, object]:
+    from .config import merge, parse_override
+
+    for item in overrides:
+        raw = merge(raw, parse_override(item))
+    return raw
+
+
+def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npy"):
+        raise OutputError(f"--out {args.out!r}: expected a file ending in .png (grid) or .npy (array)")
+    if args.n < 1:
+        raise ConfigError(f"-n: expected a positive number of samples, got {args.n}")
+    checkpoint = load_checkpoint(args.checkpoint)
+    config = structure(tomllib.loads(checkpoint.config_toml), manager, source=f"config of {checkpoint.path}")
+    spec_meta = checkpoint.meta.get("data_spec")
+    if not isinstance(spec_meta, dict):
+        raise GanforgeError(f"checkpoint {checkpoint.path}: meta.json has no data_spec")
+    spec = DataSpec(
+        shape=tuple(spec_meta["shape"]), num_classes=spec_meta.get("num_classes"),
+        class_names=tuple(spec_meta.get("class_names", ())),
+    )
+    device = resolve_device(args.device)
+    generator = build_generator(config, manager, spec)
+    load_weights(generator, checkpoint, "generator")
+    generator.to(device).eval()
+    labels = _sample_labels(args.class_index, args.n, generator, spec, device)
+    rng = torch.Generator(device).manual_seed(args.seed)
+    z = build_sampler(config, manager).sample(args.n, prior_space(generator), device=device, generator=rng)
+    from .images import save_array, save_samples
+
+    with torch.no_grad():
+        samples = generator(z, labels)
+    if out.suffix == ".png":
+        save_samples(samples, out, nrow=max(1, int(args.n**0.5)))
+    else:
+        save_array(samples, out)
+    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    return 0
+
+
+def _sample_labels(
+    class_index: int | None, n: int, generator: torch.nn.Module, spec: DataSpec, device: torch.device
+) -> torch.Tensor | None:
+    k = getattr(generator, "num_classes", None)
+    if k is None:
+        if class_index is not None:
+            raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")
+        return None
+    if class_index is None:
+        return torch.arange(n, device=device) % k
+    if not 0 <= class_index < k:
+        names = f" ({', '.join(spec.class_names)})" if spec.class_names else ""
+        raise ConfigError(f"--class {class_index}: expected a class index in [0, {k - 1}]{names}")
+    return torch.full((n,), class_index, device=device, dtype=torch.long)
+
+
+def cmd_plugins(args: argparse.Namespace, manager: PluginManager) -> int:
+    for info in sorted(manager.plugins, key=lambda p: (p.distribution or "", p.name)):
+        origin = f"{info.distribution} {info.version}" if info.distribution else "not installed"
+        print(f"{info.name}  [{origin}]  {info.module}")
+        for comp in manager.components_of(info):
+            print(f"    {comp.family:<14} {comp.name:<20} {comp.summary}")
+    for failure in manager.failures:
+        origin = f"{failure.plugin.distribution} {failure.plugin.version}" if failure.plugin.distribution else ""
+        print(f"{failure.plugin.name}  [{origin}]  FAILED: {failure.error}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, manager: PluginManager) -> int:
+    config = load_config(args.config, args.overrides, manager)
+    sys.stdout.write(to_toml(config, manager))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "plugins": cmd_plugins, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            # a broken plugin is reported once, as a line of its own, not as a Python warning
+            warnings.simplefilter("ignore", PluginLoadWarning)
+            if args.plugin:
+                manager = PluginManager()
+                manager.load(args.plugin)
+                set_plugin_manager(manager)
+            else:
+                manager = get_plugin_manager()
+        for failure in manager.failures:
+            print(f"ganforge: warning: {failure.plugin.describe()} failed to load and is skipped: {failure.error}",
+                  file=sys.stderr)
+        return COMMANDS[args.command](args, manager)
+    except GanforgeError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

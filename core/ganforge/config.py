@@ -1,0 +1,371 @@
+"""Run configuration: attrs classes, loaded from TOML with one strict cattrs converter.
+
+A component section is ``name = "..."`` plus that plugin's own parameters::
+
+    [loss]
+    name = "non-saturating"
+
+    [generator]
+    name = "dcgan"
+    latent_dim = 64
+
+The section is structured into a :class:`Choice` whose ``params`` is an instance of the plugin's
+attrs config class, looked up in the registry by ``name``. A config file only states what differs
+from the embedded default (a DCGAN on scikit-learn's digits); ``--set a.b=v`` overrides apply last.
+Changing a component's ``name`` drops the parameters given for the previous one, which belonged to
+another config class.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import cattrs
+import tomli_w
+from attrs import validators as v
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+from .errors import ConfigError, GanforgeError
+from .manager import PluginManager, get_plugin_manager
+
+# -- component choices --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Choice:
+    """A component picked by name, with its plugin's structured config as ``params``."""
+
+    family: ClassVar[str]
+    name: str
+    params: Any
+
+
+@attrs.frozen(kw_only=True)
+class DatasetChoice(Choice):
+    family = "dataset"
+
+
+@attrs.frozen(kw_only=True)
+class GeneratorChoice(Choice):
+    family = "generator"
+
+
+@attrs.frozen(kw_only=True)
+class DiscriminatorChoice(Choice):
+    family = "discriminator"
+
+
+@attrs.frozen(kw_only=True)
+class LossChoice(Choice):
+    family = "loss"
+
+
+@attrs.frozen(kw_only=True)
+class RegularizerChoice(Choice):
+    family = "regularizer"
+
+
+@attrs.frozen(kw_only=True)
+class SamplerChoice(Choice):
+    family = "sampler"
+
+
+# -- engine settings ----------------------------------------------------------------------------
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+
+
+def _unit_interval(instance: Any, attribute: attrs.Attribute[Any], value: tuple[float, float]) -> None:
+    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
+        raise ValueError(f"'{attribute.name}' must be two numbers in [0, 1) (got {list(value)!r})")
+
+
+@attrs.frozen(kw_only=True)
+class OptimizerConfig:
+    """One network's optimiser. ``betas`` apply to Adam(W), ``alpha`` and ``momentum`` to RMSprop
+    and SGD. Defaults are DCGAN's Adam(2e-4, beta1 = 0.5) (Radford et al. 2016, section 4)."""
+
+    name: str = attrs.field(default="adam", validator=v.in_(OPTIMIZERS))
+    lr: float = attrs.field(default=2e-4, validator=v.gt(0.0))
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), validator=_unit_interval)
+    eps: float = attrs.field(default=1e-8, validator=v.gt(0.0))
+    weight_decay: float = attrs.field(default=0.0, validator=v.ge(0.0))
+    alpha: float = attrs.field(default=0.99, validator=[v.gt(0.0), v.lt(1.0)])
+    momentum: float = attrs.field(default=0.0, validator=v.ge(0.0))
+
+
+@attrs.frozen(kw_only=True)
+class OptimConfig:
+    g: OptimizerConfig = OptimizerConfig()
+    d: OptimizerConfig = OptimizerConfig()
+
+
+def _device(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+        raise ValueError(f"'{attribute.name}' must be auto, cpu, cuda, cuda:N or mps (got {value!r})")
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """The minibatch loop of Goodfellow et al. 2014 (arXiv:1406.2661), Algorithm 1: ``n_critic``
+    discriminator updates per generator update, for ``steps`` generator updates."""
+
+    steps: int = attrs.field(default=2000, validator=v.ge(1))
+    batch_size: int = attrs.field(default=64, validator=v.ge(1))
+    n_critic: int = attrs.field(default=1, validator=v.ge(1))
+    seed: int = attrs.field(default=0, validator=v.ge(0))
+    device: str = attrs.field(default="auto", validator=_device)
+
+
+@attrs.frozen(kw_only=True)
+class OutputConfig:
+    """How often to log, draw the preview grid and checkpoint (in generator steps)."""
+
+    log_every: int = attrs.field(default=50, validator=v.ge(1))
+    sample_every: int = attrs.field(default=250, validator=v.ge(1))
+    checkpoint_every: int = attrs.field(default=500, validator=v.ge(1))
+    keep_last: int = attrs.field(default=3, validator=v.ge(0))  # 0 keeps every checkpoint
+    preview_samples: int = attrs.field(default=64, validator=[v.ge(1), v.le(1024)])
+    progress: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    """Everything that defines a training run."""
+
+    data: DatasetChoice
+    generator: GeneratorChoice
+    discriminator: DiscriminatorChoice
+    loss: LossChoice
+    sampler: SamplerChoice
+    regularizers: tuple[RegularizerChoice, ...] = ()
+    train: TrainConfig = TrainConfig()
+    optim: OptimConfig = OptimConfig()
+    output: OutputConfig = OutputConfig()
+
+
+COMPONENT_SECTIONS = ("data", "generator", "discriminator", "loss", "sampler")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "data": {"name": "digits"},
+    "generator": {"name": "dcgan"},
+    "discriminator": {"name": "dcgan"},
+    "loss": {"name": "non-saturating"},
+    "sampler": {"name": "gaussian"},
+}
+"""The embedded default: a DCGAN on scikit-learn's bundled handwritten digits."""
+
+
+# -- the converter ------------------------------------------------------------------------------
+
+
+class _ScalarTypeError(TypeError):
+    pass
+
+
+def _strict(expected: str, ok: Any, convert: Any = None) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if not ok(value):
+            raise _ScalarTypeError(f"expected {expected}, got {value!r}")
+        return convert(value) if convert else value
+
+    return structure
+
+
+def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
+    """The one converter: extra keys forbidden, no silent coercion, components via the registries."""
+    manager = manager or get_plugin_manager()
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    # cattrs would accept "3" for an int and 3.7 for an int (truncating); a config must not.
+    conv.register_structure_hook(bool, _strict("true or false", lambda x: isinstance(x, bool)))
+    conv.register_structure_hook(
+        int, _strict("an integer", lambda x: isinstance(x, int) and not isinstance(x, bool))
+    )
+    conv.register_structure_hook(
+        float,
+        _strict("a number", lambda x: isinstance(x, int | float) and not isinstance(x, bool), float),
+    )
+    conv.register_structure_hook(str, _strict("a string", lambda x: isinstance(x, str)))
+
+    def is_choice(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, Choice) and t is not Choice
+
+    def structure_choice(value: Any, cls: type[Choice]) -> Choice:
+        if not isinstance(value, Mapping):
+            raise _ScalarTypeError(f"expected a table with a 'name' key, got {value!r}")
+        if "name" not in value:
+            raise ConfigError(f"'name' is missing; {manager.registries[cls.family].unknown_message('')}")
+        rest = dict(value)
+        name = rest.pop("name")
+        registry = manager.registries[cls.family]
+        if not isinstance(name, str) or name not in registry:
+            raise _NamedError("name", registry.unknown_message(name))
+        component = registry.get(name)
+        return cls(name=name, params=conv.structure(rest, component.config))
+
+    def unstructure_choice(choice: Choice) -> dict[str, Any]:
+        return {"name": choice.name, **conv.unstructure(choice.params)}
+
+    conv.register_structure_hook_func(is_choice, structure_choice)
+    conv.register_unstructure_hook_func(is_choice, unstructure_choice)
+    return conv
+
+
+class _NamedError(GanforgeError):
+    """An error about one key of the table being structured."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# -- error messages -----------------------------------------------------------------------------
+
+_ATTRS_MESSAGE = re.compile(r"^'(?P<field>\w+)' (?P<rest>.*)$", re.DOTALL)
+
+
+def _leaves(exc: BaseException, path: str) -> Iterator[tuple[str, BaseException]]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            step = f"[{note.index}]" if isinstance(exc, IterableValidationError) else f".{note.name}"  # type: ignore[union-attr]
+            yield from _leaves(inner, path + step)
+        for inner in without:
+            yield from _leaves(inner, path)
+    else:
+        yield path, exc
+
+
+def _describe(path: str, exc: BaseException) -> str:
+    where = path.lstrip(".")
+    if isinstance(exc, ForbiddenExtraKeysError):
+        known = ", ".join(a.name for a in attrs.fields(exc.cl)) or "no keys"
+        extra = ", ".join(sorted(exc.extra_fields))
+        return f"{where or 'top level'}: unknown key(s) {extra}; expected one of: {known}"
+    if isinstance(exc, _NamedError):
+        return f"{where}.{exc.key}: {exc}".lstrip(".")
+    if isinstance(exc, KeyError):
+        return f"{where}: required, but missing"
+    if isinstance(exc, ValueError) and (m := _ATTRS_MESSAGE.match(str(exc))):
+        field = f"{where}.{m['field']}".lstrip(".")
+        return f"{field}: {m['rest']}"
+    if isinstance(exc, GanforgeError | _ScalarTypeError):
+        return f"{where}: {exc}"
+    return f"{where}: {type(exc).__name__}: {exc}"
+
+
+def describe_errors(exc: BaseException) -> list[str]:
+    """One line per problem: ``dotted.path: what is wrong (got value)``."""
+    return [_describe(path, leaf) for path, leaf in _leaves(exc, "")]
+
+
+# -- loading, merging, overriding ---------------------------------------------------------------
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "") -> dict[str, Any]:
+    """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            if not _path and key in COMPONENT_SECTIONS and value.get("name", current.get("name")) != current.get("name"):
+                out[key] = copy.deepcopy(dict(value))  # another plugin: the old params do not apply
+            else:
+                out[key] = merge(current, value, f"{_path}{key}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``'optim.g.lr=1e-4'`` -> ``{'optim': {'g': {'lr': 0.0001}}}``; values parse as TOML,
+    falling back to a bare string (``loss.name=wgan-gp``)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.g.lr=1e-4")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The raw config dict: embedded default, then the file, then the overrides."""
+    raw = copy.deepcopy(DEFAULT_CONFIG)
+    if path is not None:
+        raw = merge(raw, read_toml(path))
+    for item in overrides:
+        raw = merge(raw, parse_override(item))
+    return raw
+
+
+def structure(raw: Mapping[str, Any], manager: PluginManager | None = None, *, source: str = "config") -> RunConfig:
+    """Structure a raw dict into a :class:`RunConfig`, or raise one :class:`ConfigError` listing
+    every problem."""
+    try:
+        return make_converter(manager).structure(raw, RunConfig)
+    except (ClassValidationError, IterableValidationError) as exc:
+        lines = describe_errors(exc)
+    except GanforgeError as exc:
+        lines = [str(exc)]
+    raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines))
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    manager: PluginManager | None = None,
+) -> RunConfig:
+    """Load a run config: embedded default < TOML file < ``--set`` overrides."""
+    source = f"config {str(path)!r}" if path is not None else "config"
+    return structure(resolve_raw(path, overrides), manager, source=source)
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(x) for k, x in value.items() if x is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_none(x) for x in value]
+    return value
+
+
+def to_dict(config: RunConfig, manager: PluginManager | None = None) -> dict[str, Any]:
+    """The config as plain data. TOML has no null, so ``None`` values are left out: a config
+    field that may be ``None`` must default to ``None`` for the round trip to hold."""
+    result: dict[str, Any] = _drop_none(make_converter(manager).unstructure(config))
+    return result
+
+
+def to_toml(config: RunConfig, manager: PluginManager | None = None) -> str:
+    return tomli_w.dumps(to_dict(config, manager))

@@ -1,0 +1,71 @@
+"""Hook specifications: how a plugin registers components.
+
+A plugin is a module (or object) exposed through the ``ganforge`` entry-point group that implements
+some of these hooks with :data:`hookimpl`. Each hook receives a ``register`` callable bound to one
+component family::
+
+    from ganforge import hookimpl
+
+    @hookimpl
+    def ganforge_register_losses(register):
+        register("hinge", HingeLoss, HingeLossConfig)
+
+``register(name, factory, config)`` records ``factory`` under ``name``. ``config`` is the plugin's
+attrs class; a config section ``{name = "hinge", margin = 1.0}`` is structured into it and the
+component is built as ``factory(config, **context)``, the context depending on the family (see each
+hook). Names are global per family: registering a taken name is an error that names both plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "ganforge"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The ``register`` callable handed to every ``ganforge_register_*`` hook."""
+
+    def __call__(self, name: str, factory: Any, config: type, /) -> None: ...
+
+
+@hookspec
+def ganforge_register_datasets(register: Register) -> None:
+    """Register datasets: ``factory(config) -> Dataset`` (see :class:`ganforge.Dataset`)."""
+
+
+@hookspec
+def ganforge_register_generators(register: Register) -> None:
+    """Register generators: ``factory(config, data: DataSpec) -> nn.Module`` implementing
+    :class:`ganforge.Generator`, with outputs of shape ``data.shape``."""
+
+
+@hookspec
+def ganforge_register_discriminators(register: Register) -> None:
+    """Register discriminators: ``factory(config, data: DataSpec) -> nn.Module`` implementing
+    :class:`ganforge.Discriminator` for inputs of shape ``data.shape``."""
+
+
+@hookspec
+def ganforge_register_losses(register: Register) -> None:
+    """Register adversarial losses: ``factory(config) -> Loss``."""
+
+
+@hookspec
+def ganforge_register_regularizers(register: Register) -> None:
+    """Register regularizers: ``factory(config) -> Penalty | Constraint``."""
+
+
+@hookspec
+def ganforge_register_samplers(register: Register) -> None:
+    """Register latent samplers: ``factory(config) -> Sampler``."""
+
+
+@hookspec
+def ganforge_register_editors(register: Register) -> None:
+    """Register latent editors: ``factory(config) -> Editor``."""

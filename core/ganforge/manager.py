@@ -1,0 +1,167 @@
+"""Plugin discovery and loading.
+
+Every plugin, first-party or not, is an object exposed through the ``ganforge`` entry-point group
+and registered here. Its ``ganforge_register_<family>`` hooks are called once, at registration,
+with a ``register`` callable that records the plugin as the provider of what it registers.
+
+Environment:
+
+- ``GANFORGE_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry point except those asked for.
+- ``GANFORGE_PLUGINS=a,b``: plugins to load in any case, by entry-point name, distribution name,
+  or importable module path (a plugin that is not installed as a distribution).
+- ``GANFORGE_STRICT_PLUGINS=1``: a plugin that fails to load is fatal instead of skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import FAMILIES, Component, PluginInfo, Registry
+
+ENTRY_POINT_GROUP = "ganforge"
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to load and was skipped."""
+
+
+@attrs.frozen(kw_only=True)
+class PluginFailure:
+    plugin: PluginInfo
+    error: str
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+class PluginManager:
+    """Loads plugins and holds one :class:`Registry` per component family."""
+
+    def __init__(self, *, strict: bool | None = None) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self.strict = _env_flag("GANFORGE_STRICT_PLUGINS") if strict is None else strict
+        self.registries: dict[str, Registry] = {family: Registry(family) for family in FAMILIES}
+        self.plugins: list[PluginInfo] = []
+        self.failures: list[PluginFailure] = []
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self, requested: Iterable[str] = ()) -> None:
+        """Load entry points (all of them unless autoload is disabled) and every requested plugin."""
+        requested = [*_env_list("GANFORGE_PLUGINS"), *requested]
+        autoload = not _env_flag("GANFORGE_DISABLE_PLUGIN_AUTOLOAD")
+        found: set[str] = set()
+        seen: set[tuple[str, str]] = set()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (ep.name, ep.value) in seen:  # one distribution visible twice on sys.path
+                continue
+            seen.add((ep.name, ep.value))
+            dist = ep.dist.name if ep.dist is not None else None
+            asked = ep.name in requested or (dist is not None and dist in requested)
+            if not (autoload or asked):
+                continue
+            found.update(n for n in (ep.name, dist) if n is not None and n in requested)
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist,
+                version=ep.dist.version if ep.dist is not None else None,
+            )
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not take the rest down
+                self._fail(info, exc)
+                continue
+            self.register(obj, info)
+        for name in requested:
+            if name not in found and self._pm.get_plugin(name) is None:
+                self._load_module(name)
+
+    def _load_module(self, module: str) -> None:
+        info = PluginInfo(name=module, module=module)
+        try:
+            obj = importlib.import_module(module)
+        except Exception as exc:
+            self._fail(info, exc)
+            return
+        self.register(obj, info)
+
+    def register(self, plugin: Any, info: PluginInfo) -> None:
+        """Register ``plugin`` and run its registration hooks (also for plugins made in code)."""
+        if self._pm.is_registered(plugin) or self._pm.get_plugin(info.name) is not None:
+            return
+        try:
+            self._pm.register(plugin, name=info.name)
+            self._pm.check_pending()
+        except Exception as exc:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            self._fail(info, exc)
+            return
+        for family, hook_name in FAMILIES.items():
+            hook = getattr(self._pm.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin:
+                    impl.function(register=self._registrar(family, info))
+        self.plugins.append(info)
+
+    def _registrar(self, family: str, info: PluginInfo) -> hookspecs.Register:
+        registry = self.registries[family]
+
+        def register(name: str, factory: Any, config: type, /) -> None:
+            registry.add(
+                Component(family=family, name=name, factory=factory, config=config, provider=info)
+            )
+
+        return register
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        message = f"{info.describe()} failed to load and is skipped: {error}"
+        if self.strict:
+            raise PluginError(message + " (GANFORGE_STRICT_PLUGINS is set)") from exc
+        self.failures.append(PluginFailure(plugin=info, error=error))
+        warnings.warn(message, PluginLoadWarning, stacklevel=3)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, family: str, name: str) -> Component:
+        return self.registries[family].get(name)
+
+    def components_of(self, info: PluginInfo) -> list[Component]:
+        return [c for r in self.registries.values() for c in r if c.provider == info]
+
+
+_default: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, loaded on first use."""
+    global _default
+    if _default is None:
+        manager = PluginManager()
+        manager.load()
+        _default = manager
+    return _default
+
+
+def set_plugin_manager(manager: PluginManager | None) -> None:
+    """Replace the process-wide manager (``None`` reloads on next use); for tests and embedding."""
+    global _default
+    _default = manager

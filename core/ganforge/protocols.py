@@ -1,0 +1,262 @@
+"""The protocols every component implements.
+
+Plugins implement these structurally (no base class to inherit); the registries hold factories that
+build them from a config. Shapes use ``N`` for the batch, ``C, H, W`` for images and ``D`` for a flat
+vector; ``*S`` is the sample shape of a :class:`DataSpec` (``C, H, W`` or ``D``).
+
+Images flow through the engine in ``[-1, 1]``; labels are ``int64`` class indices of shape ``[N]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "AuxiliaryClassifier",
+    "Constraint",
+    "DataSpec",
+    "Dataset",
+    "Discriminator",
+    "Editor",
+    "Generator",
+    "LatentSpace",
+    "Loss",
+    "Penalty",
+    "PenaltyContext",
+    "Regularizer",
+    "Sampler",
+    "StyleGenerator",
+    "Translator",
+]
+
+
+@attrs.frozen(kw_only=True)
+class DataSpec:
+    """What a dataset yields, so that networks can be built to fit it.
+
+    Attributes:
+        shape: sample shape: ``(C, H, W)`` for images, ``(D,)`` for vectors.
+        num_classes: number of classes when the dataset is labelled, else ``None``.
+        class_names: a name per class (``len == num_classes``), or empty.
+    """
+
+    shape: tuple[int, ...]
+    num_classes: int | None = None
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def resolution(self) -> int:
+        """Side of a square image; only meaningful when :attr:`is_image`."""
+        return self.shape[-1]
+
+
+@attrs.frozen(kw_only=True)
+class LatentSpace:
+    """One latent space a generator can be driven from.
+
+    DCGAN exposes only ``z``; a style-based generator also exposes ``w`` (after the mapping network)
+    and ``w+`` (one ``w`` per synthesis layer, shape ``(num_ws, w_dim)``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+
+
+class Dataset(Protocol):
+    """A labelled or unlabelled collection of samples held in memory.
+
+    ``images`` is ``[N, *S]`` float32 in ``[-1, 1]`` (vectors in their natural units) and ``labels``
+    is ``[N]`` int64 or ``None``. Keeping data as two tensors lets the engine draw a batch with one
+    indexing operation and resume the exact data order from a checkpoint.
+    """
+
+    spec: DataSpec
+    images: Tensor
+    labels: Tensor | None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Maps latents (and, for conditional models, labels) to samples.
+
+    ``latent_spaces`` lists the spaces the generator accepts, the first being the prior's (``z``).
+    ``forward(z: [N, *latent], labels: [N] | None) -> [N, *S]`` in ``[-1, 1]``. A conditional
+    generator requires labels; an unconditional one ignores them.
+    """
+
+    latent_spaces: Sequence[LatentSpace]
+    num_classes: int | None
+
+    def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
+@runtime_checkable
+class StyleGenerator(Generator, Protocol):
+    """A generator with a mapping network, as StyleGAN (Karras et al. 2019, arXiv:1812.04948).
+
+    ``mapping(z: [N, Z]) -> w: [N, W]``; ``synthesis(ws: [N, num_ws, W]) -> [N, *S]``; ``w_avg``
+    is the running mean of ``w`` used for truncation ``w' = w_avg + psi (w - w_avg)``;
+    ``layer_ranges`` names the index ranges of ``ws`` that are ``coarse``, ``middle`` and ``fine``.
+    """
+
+    num_ws: int
+    w_avg: Tensor
+    layer_ranges: Mapping[str, range]
+
+    def mapping(self, z: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+    def synthesis(self, ws: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """An image-conditional generator for image-to-image translation (pix2pix, CycleGAN, StarGAN).
+
+    ``forward(x: [N, C, H, W], target: [N] | None) -> [N, C', H, W]``; ``target`` is the target
+    domain for many-domain models (StarGAN) and ``None`` otherwise. Its noise, where it has any,
+    is internal (dropout in pix2pix's U-Net).
+    """
+
+    def __call__(self, x: Tensor, target: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """Scores samples as real (high) or fake (low).
+
+    ``forward(x: [N, *S], labels: [N] | None, condition: [N, C', H, W] | None) -> logits``, raw
+    (pre-sigmoid) scores of shape ``[N]`` for one prediction per sample, or ``[N, 1, h, w]`` for a
+    map of patch predictions (PatchGAN). ``condition`` is the source image of an image-conditional
+    model (pix2pix scores ``concat(A, B)``).
+    """
+
+    num_classes: int | None
+
+    def __call__(
+        self, x: Tensor, labels: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor: ...
+
+
+@runtime_checkable
+class AuxiliaryClassifier(Protocol):
+    """A discriminator that also classifies its input (AC-GAN, StarGAN's domain classifier).
+
+    ``classify(x: [N, *S]) -> ([N] or [N, 1, h, w] logits, [N, num_classes] class logits)``.
+    """
+
+    def classify(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """An adversarial objective, split into the two players' losses (both minimised).
+
+    Both take raw discriminator outputs of any shape (``[N]`` or a patch map) and average over
+    every prediction. ``generator_needs_real`` tells the engine to pass ``real_logits`` (computed
+    on a real batch) to :meth:`generator_loss`, as relativistic objectives require; otherwise it
+    passes ``None`` and saves a discriminator pass.
+    """
+
+    generator_needs_real: bool
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None) -> Tensor: ...
+
+
+@attrs.define(kw_only=True)
+class PenaltyContext:
+    """What a penalty may look at during one update of ``target``.
+
+    ``real`` and ``fake`` are detached batches; ``fake`` was produced by ``generator`` from
+    ``latents`` (and ``fake_labels``). ``real_logits``/``fake_logits`` are the outputs of the main
+    loss term, attached to the graph, for penalties on the outputs themselves (PGGAN's drift).
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    real: Tensor
+    fake: Tensor
+    labels: Tensor | None
+    fake_labels: Tensor | None
+    latents: Tensor
+    real_logits: Tensor | None
+    fake_logits: Tensor | None
+    step: int
+
+
+@runtime_checkable
+class Penalty(Protocol):
+    """A regulariser added to one network's loss: ``loss += every * penalty(ctx)``.
+
+    ``target`` is ``"discriminator"`` or ``"generator"``; ``every`` is the lazy interval: the
+    penalty is evaluated on every ``every``-th update of its target and scaled by ``every`` so that
+    its expected weight is unchanged (Karras et al. 2020, arXiv:1912.04958, section 3.2).
+    ``penalty`` returns a scalar that already includes its weight (lambda, gamma/2, epsilon).
+    """
+
+    target: Literal["discriminator", "generator"]
+    every: int
+
+    def penalty(self, ctx: PenaltyContext) -> Tensor: ...
+
+
+@runtime_checkable
+class Constraint(Protocol):
+    """A regulariser applied to a network's parameters after each of its optimiser steps.
+
+    WGAN's weight clipping (Arjovsky et al. 2017) is the example: ``constrain`` clips every weight
+    of the discriminator into ``[-c, c]`` in place.
+    """
+
+    target: Literal["discriminator", "generator"]
+
+    def constrain(self, network: nn.Module) -> None: ...
+
+
+Regularizer = Penalty | Constraint
+"""A regularizer plugin builds either a :class:`Penalty` or a :class:`Constraint`."""
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Draws latents from a prior: ``sample(n, space) -> [n, *space.shape]`` on ``device``.
+
+    All randomness comes from ``generator`` so that a seed reproduces the same latents.
+    """
+
+    def sample(
+        self, n: int, space: LatentSpace, *, device: torch.device, generator: torch.Generator
+    ) -> Tensor: ...
+
+
+@runtime_checkable
+class Editor(Protocol):
+    """Moves latents along a semantic direction or transformation in one latent space.
+
+    ``space`` names the :class:`LatentSpace` it edits (``z``, ``w`` or ``w+``). ``fit`` learns the
+    edit from a generator (InterFaceGAN fits an SVM to scored samples, GANSpace runs PCA);
+    ``edit(latents: [N, *space], alpha: [N] or scalar) -> [N, *space]`` applies it with strength
+    ``alpha``.
+    """
+
+    space: str
+
+    def fit(self, generator: Generator, *, device: torch.device, generator_rng: torch.Generator) -> None: ...
+
+    def edit(self, latents: Tensor, alpha: Tensor | float) -> Tensor: ...

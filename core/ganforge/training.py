@@ -1,0 +1,475 @@
+"""The training loop: minibatch stochastic gradient descent on the GAN game.
+
+Goodfellow et al. 2014 (arXiv:1406.2661), Algorithm 1: for each generator update, ``n_critic``
+discriminator updates on fresh real and fake batches. Losses, penalties and constraints come from
+plugins; the loop composes them without per-step work that grows with their number beyond calling
+each one, and reads values back to the host only when it logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt
+from .config import OptimizerConfig, RunConfig, to_toml
+from .errors import ConfigError, GanforgeError, OutputError
+from .manager import PluginManager, get_plugin_manager
+from .protocols import Constraint, Dataset, LatentSpace, Loss, Penalty, PenaltyContext, Sampler
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} was asked for, but CUDA is not available here (use 'auto' or 'cpu')")
+    return device
+
+
+def build_dataset(config: RunConfig, manager: PluginManager) -> Dataset:
+    dataset: Dataset = manager.get("dataset", config.data.name).factory(config.data.params)
+    return dataset
+
+
+def build_generator(config: RunConfig, manager: PluginManager, dataset_spec: Any) -> nn.Module:
+    net: nn.Module = manager.get("generator", config.generator.name).factory(config.generator.params, data=dataset_spec)
+    return net
+
+
+def build_discriminator(config: RunConfig, manager: PluginManager, dataset_spec: Any) -> nn.Module:
+    net: nn.Module = manager.get("discriminator", config.discriminator.name).factory(
+        config.discriminator.params, data=dataset_spec
+    )
+    return net
+
+
+def build_sampler(config: RunConfig, manager: PluginManager) -> Sampler:
+    sampler: Sampler = manager.get("sampler", config.sampler.name).factory(config.sampler.params)
+    return sampler
+
+
+def make_optimizer(params: Iterator[nn.Parameter] | list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def prior_space(generator: nn.Module) -> LatentSpace:
+    spaces = getattr(generator, "latent_spaces", None)
+    if not spaces:
+        raise GanforgeError(f"{type(generator).__name__} exposes no latent_spaces; a Generator must list at least one")
+    space: LatentSpace = spaces[0]
+    return space
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+class BatchStream:
+    """Endless shuffled minibatches from an in-memory dataset, reproducible from its state.
+
+    Each epoch is a permutation drawn from ``rng``; a batch never spans two epochs (the tail that
+    does not fill a batch is dropped, as ``DataLoader(drop_last=True)``). The state is the RNG,
+    the current permutation and the position in it.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, rng: torch.Generator) -> None:
+        n = len(dataset.images)
+        if batch_size > n:
+            raise ConfigError(f"train.batch_size: {batch_size} is larger than the dataset ({n} samples)")
+        self.images = dataset.images.to(device)
+        self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        self.batch_size = batch_size
+        self.rng = rng
+        self.order = torch.randperm(n, generator=rng)
+        self.position = 0
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        if self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.order), generator=self.rng)
+            self.position = 0
+        index = self.order[self.position : self.position + self.batch_size].to(self.images.device, non_blocking=True)
+        self.position += self.batch_size
+        return self.images[index], (self.labels[index] if self.labels is not None else None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.get_state(), "order": self.order, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.set_state(state["rng"])
+        self.order = state["order"]
+        self.position = int(state["position"])
+
+
+# -- the run directory --------------------------------------------------------------------------
+
+
+def prepare_run_dir(out: Path, *, resume: bool = False) -> None:
+    """Create ``out`` (or check it for a resume) and prove it writable before any training."""
+    if not resume and out.exists() and ((out / "config.toml").exists() or (out / "checkpoints").exists()):
+        raise OutputError(
+            f"output directory {str(out)!r} already holds a run; choose another --out so that its "
+            "checkpoints and samples are not overwritten"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{id(out)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {str(out)!r}: {exc.strerror or exc}") from None
+
+
+# -- the trainer --------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains one generator against one discriminator as the config says."""
+
+    def __init__(self, config: RunConfig, out: str | Path, *, manager: PluginManager | None = None) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.manager = manager = manager or get_plugin_manager()
+        self.device = resolve_device(config.train.device)
+        torch.manual_seed(config.train.seed)
+
+        self.dataset = build_dataset(config, manager)
+        spec = self.dataset.spec
+        self.generator = build_generator(config, manager, spec).to(self.device)
+        self.discriminator = build_discriminator(config, manager, spec).to(self.device)
+        self.loss: Loss = manager.get("loss", config.loss.name).factory(config.loss.params)
+        self.sampler = build_sampler(config, manager)
+        self.space = prior_space(self.generator)
+
+        self.penalties: dict[str, list[Penalty]] = {"discriminator": [], "generator": []}
+        self.constraints: dict[str, list[Constraint]] = {"discriminator": [], "generator": []}
+        for choice in config.regularizers:
+            reg = manager.get("regularizer", choice.name).factory(choice.params)
+            if isinstance(reg, Penalty):
+                self.penalties[reg.target].append(reg)
+            if isinstance(reg, Constraint):
+                self.constraints[reg.target].append(reg)
+
+        self.g_conditional = getattr(self.generator, "num_classes", None) is not None
+        self.d_conditional = getattr(self.discriminator, "num_classes", None) is not None
+        if (self.g_conditional or self.d_conditional) and self.dataset.labels is None:
+            raise ConfigError(
+                f"data.name: {config.data.name!r} is unlabelled, but the "
+                f"{'generator' if self.g_conditional else 'discriminator'} is conditional and needs labels"
+            )
+
+        self.opt_g = make_optimizer(self.generator.parameters(), config.optim.g)
+        self.opt_d = make_optimizer(self.discriminator.parameters(), config.optim.d)
+        self.g_params = [p for p in self.generator.parameters() if p.requires_grad]
+
+        seed = config.train.seed
+        self.data = BatchStream(
+            self.dataset, config.train.batch_size, self.device, torch.Generator().manual_seed(seed)
+        )
+        self.latent_rng = torch.Generator(self.device).manual_seed(seed + 1)
+        preview_rng = torch.Generator(self.device).manual_seed(seed + 2)
+        n_preview = config.output.preview_samples
+        self.preview_latents = self.sampler.sample(n_preview, self.space, device=self.device, generator=preview_rng)
+        self.preview_labels = self._preview_labels(n_preview)
+
+        self.step = 0  # generator updates done
+        self.d_updates = 0
+        self.images_seen = 0
+        self._stop_signal: int | None = None
+
+    def _preview_labels(self, n: int) -> Tensor | None:
+        if not self.g_conditional:
+            return None
+        k = self.dataset.spec.num_classes or 1
+        return torch.arange(n, device=self.device) % k  # one column per class in the grid
+
+    # -- one update of each player --------------------------------------------------------------
+
+    def _latents(self, n: int) -> Tensor:
+        return self.sampler.sample(n, self.space, device=self.device, generator=self.latent_rng)
+
+    def _d_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        G, D = self.generator, self.discriminator
+        real, labels = self.data.next()
+        n = real.shape[0]
+        z = self._latents(n)
+        g_labels = labels if self.g_conditional else None
+        d_labels = labels if self.d_conditional else None
+        with torch.no_grad():
+            fake = G(z, g_labels)
+        real_logits = D(real, d_labels)
+        fake_logits = D(fake, d_labels)
+        loss = self.loss.discriminator_loss(real_logits, fake_logits)
+        terms: dict[str, Tensor] = {}
+        if self.penalties["discriminator"]:
+            ctx = PenaltyContext(
+                generator=G, discriminator=D, real=real, fake=fake, labels=d_labels, fake_labels=d_labels,
+                latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.d_updates,
+            )
+            for pen in self.penalties["discriminator"]:
+                if self.d_updates % pen.every == 0:
+                    value = pen.penalty(ctx)
+                    terms[type(pen).__name__] = value.detach()
+                    loss = loss + pen.every * value
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        for con in self.constraints["discriminator"]:
+            con.constrain(D)
+        self.d_updates += 1
+        self.images_seen += n
+        return loss.detach(), terms
+
+    def _g_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        G, D = self.generator, self.discriminator
+        n = self.config.train.batch_size
+        labels = None
+        if self.g_conditional or self.d_conditional:
+            _, labels = self.data.next()  # fake labels follow the data's class frequencies
+        g_labels = labels if self.g_conditional else None
+        d_labels = labels if self.d_conditional else None
+        z = self._latents(n)
+        fake = G(z, g_labels)
+        fake_logits = D(fake, d_labels)
+        real_logits = None
+        real = None
+        if self.loss.generator_needs_real or self.penalties["generator"]:
+            real, _ = self.data.next()
+            if self.loss.generator_needs_real:
+                real_logits = D(real, d_labels)
+        loss = self.loss.generator_loss(fake_logits, real_logits)
+        terms: dict[str, Tensor] = {}
+        if self.penalties["generator"]:
+            assert real is not None
+            ctx = PenaltyContext(
+                generator=G, discriminator=D, real=real, fake=fake, labels=d_labels, fake_labels=d_labels,
+                latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.step,
+            )
+            for pen in self.penalties["generator"]:
+                if self.step % pen.every == 0:
+                    value = pen.penalty(ctx)
+                    terms[type(pen).__name__] = value.detach()
+                    loss = loss + pen.every * value
+        self.opt_g.zero_grad(set_to_none=True)
+        # Only the generator's gradients are needed; skipping D's saves a third of the backward.
+        loss.backward(inputs=self.g_params)
+        self.opt_g.step()
+        for con in self.constraints["generator"]:
+            con.constrain(G)
+        self.step += 1
+        return loss.detach(), terms
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def preview(self) -> Tensor:
+        """Samples from the fixed preview latents, in ``[-1, 1]``."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            out: Tensor = self.generator(self.preview_latents, self.preview_labels)
+        finally:
+            self.generator.train(was_training)
+        return out
+
+    def save_preview(self) -> Path:
+        from .images import save_samples
+
+        path = self.out / "samples" / f"{ckpt.step_name(self.step)}.png"
+        save_samples(self.preview(), path, nrow=self._grid_columns())
+        return path
+
+    def _grid_columns(self) -> int:
+        if self.g_conditional and self.dataset.spec.num_classes:
+            return self.dataset.spec.num_classes
+        return max(1, int(math.sqrt(self.config.output.preview_samples)))
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def training_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "step": self.step,
+            "d_updates": self.d_updates,
+            "images_seen": self.images_seen,
+            "optim_g": self.opt_g.state_dict(),
+            "optim_d": self.opt_d.state_dict(),
+            "data": self.data.state_dict(),
+            "rng_latent": self.latent_rng.get_state(),
+            "rng_torch": torch.get_rng_state(),
+            "preview_latents": self.preview_latents.cpu(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_training_state(self, checkpoint: ckpt.Checkpoint) -> None:
+        """Continue exactly where ``checkpoint`` left off (weights, optimisers, RNGs, data order)."""
+        for name, net in self.networks().items():
+            ckpt.load_weights(net, checkpoint, name)
+        state = checkpoint.state
+        self.opt_g.load_state_dict(state["optim_g"])
+        self.opt_d.load_state_dict(state["optim_d"])
+        self.data.load_state_dict(state["data"])
+        self.latent_rng.set_state(state["rng_latent"].to("cpu"))
+        torch.set_rng_state(state["rng_torch"].to("cpu"))
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"].to("cpu"), self.device)
+        self.preview_latents = state["preview_latents"].to(self.device)
+        self.step = int(state["step"])
+        self.d_updates = int(state["d_updates"])
+        self.images_seen = int(state["images_seen"])
+
+    def save_checkpoint(self) -> Path:
+        c = self.config
+        spec = self.dataset.spec
+        meta = {
+            "images_seen": self.images_seen,
+            "data_spec": {"shape": list(spec.shape), "num_classes": spec.num_classes, "class_names": list(spec.class_names)},
+            "components": {
+                "data": c.data.name, "generator": c.generator.name, "discriminator": c.discriminator.name,
+                "loss": c.loss.name, "sampler": c.sampler.name,
+            },
+        }
+        return ckpt.save_checkpoint(
+            self.out / "checkpoints", self.step, networks=self.networks(), state=self.training_state(),
+            meta=meta, config_toml=to_toml(c, self.manager), keep_last=c.output.keep_last,
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signal = signum
+
+    def fit(self) -> Path:
+        """Train to ``train.steps``; returns the last checkpoint. SIGINT/SIGTERM stop the run at
+        the next step boundary after writing a checkpoint."""
+        c = self.config
+        ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
+        log = MetricsLog(self.out / "metrics.jsonl")
+        progress = Progress(c.train.steps, enabled=c.output.progress)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        sums: dict[str, Tensor] = {}
+        count = 0
+        t0, images0 = time.perf_counter(), self.images_seen
+        last: Path | None = None
+        try:
+            while self.step < c.train.steps and self._stop_signal is None:
+                for _ in range(c.train.n_critic):
+                    d_loss, d_terms = self._d_step()
+                g_loss, g_terms = self._g_step()
+                for key, value in (("loss_d", d_loss), ("loss_g", g_loss), *d_terms.items(), *g_terms.items()):
+                    sums[key] = sums[key] + value if key in sums else value
+                count += 1
+                step = self.step
+                if step % c.output.log_every == 0 or step == c.train.steps:
+                    elapsed = time.perf_counter() - t0
+                    record: dict[str, Any] = {
+                        "step": step,
+                        "images_seen": self.images_seen,
+                        **{k: v.item() / count for k, v in sums.items()},  # the one host sync
+                        "images_per_sec": (self.images_seen - images0) / max(elapsed, 1e-9),
+                        "time": time.time(),
+                    }
+                    for key in ("loss_d", "loss_g"):
+                        if not math.isfinite(record[key]):
+                            raise GanforgeError(
+                                f"{key} became non-finite ({record[key]}) by step {step}; the last good "
+                                f"checkpoint is {last or 'not written yet'}. Lower the learning rates or add a regularizer."
+                            )
+                    log.write(record)
+                    progress.update(record)
+                    sums, count = {}, 0
+                    t0, images0 = time.perf_counter(), self.images_seen
+                if step % c.output.sample_every == 0:
+                    self.save_preview()
+                if step % c.output.checkpoint_every == 0:
+                    last = self.save_checkpoint()
+            if self._stop_signal is not None:
+                progress.message(f"stopping on signal {signal.Signals(self._stop_signal).name} at step {self.step}")
+            if self.step % c.output.sample_every != 0:
+                self.save_preview()
+            if last is None or last.name != ckpt.step_name(self.step):
+                last = self.save_checkpoint()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            progress.close()
+            log.close()
+        return last
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """Appends one JSON object per line; a line is flushed whole, so a crash loses no logged step."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Progress:
+    """A one-line progress display on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._drawn = False
+
+    def update(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        step = record["step"]
+        width = 24
+        done = int(width * step / self.total)
+        losses = " ".join(
+            f"{k.removeprefix('loss_')}={v:.3f}" for k, v in record.items()
+            if k not in ("step", "images_seen", "images_per_sec", "time")
+        )
+        line = f"[{'#' * done}{'.' * (width - done)}] step {step}/{self.total} {losses} {record['images_per_sec']:.0f} img/s"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            self._drawn = True
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def message(self, text: str) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            self._drawn = False
+        sys.stderr.write(text + "\n")
+
+    def close(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            self._drawn = False

@@ -1,0 +1,1 @@
+"""First-party ganforge plugins, each loaded through the ``ganforge`` entry-point group."""
