@@ -35,7 +35,6 @@ from .protocols import (
     StyleGenerator,
     Translator,
 )
-
 from .validators import power_of_two
 
 __version__ = "0.1.0"

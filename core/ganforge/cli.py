@@ -128,7 +128,7 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
 def _sample_labels(
     class_index: int | None, n: int, generator: torch.nn.Module, spec: DataSpec, device: torch.device
 ) -> torch.Tensor | None:
-    k = getattr(generator, "num_classes", None)
+    k: int | None = getattr(generator, "num_classes", None)
     if k is None:
         if class_index is not None:
             raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")

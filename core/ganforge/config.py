@@ -256,7 +256,9 @@ def _describe(path: str, exc: BaseException) -> str:
         return f"{where}.{exc.key}: {exc}".lstrip(".")
     if isinstance(exc, KeyError):
         return f"{where}: required, but missing"
-    if isinstance(exc, ValueError) and (m := _ATTRS_MESSAGE.match(str(exc))):
+    # attrs validators put the message first in args, followed by the attribute and bounds
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    if isinstance(exc, ValueError) and (m := _ATTRS_MESSAGE.match(text)):
         field = f"{where}.{m['field']}".lstrip(".")
         return f"{field}: {m['rest']}"
     if isinstance(exc, GanforgeError | _ScalarTypeError):
@@ -278,7 +280,8 @@ def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "") ->
     for key, value in override.items():
         current = out.get(key)
         if isinstance(value, Mapping) and isinstance(current, dict):
-            if not _path and key in COMPONENT_SECTIONS and value.get("name", current.get("name")) != current.get("name"):
+            renamed = value.get("name", current.get("name")) != current.get("name")
+            if not _path and key in COMPONENT_SECTIONS and renamed:
                 out[key] = copy.deepcopy(dict(value))  # another plugin: the old params do not apply
             else:
                 out[key] = merge(current, value, f"{_path}{key}.")

@@ -232,7 +232,7 @@ class Trainer:
                     terms[type(pen).__name__] = value.detach()
                     loss = loss + pen.every * value
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         self.opt_d.step()
         for con in self.constraints["discriminator"]:
             con.constrain(D)
@@ -272,7 +272,7 @@ class Trainer:
                     loss = loss + pen.every * value
         self.opt_g.zero_grad(set_to_none=True)
         # Only the generator's gradients are needed; skipping D's saves a third of the backward.
-        loss.backward(inputs=self.g_params)
+        loss.backward(inputs=self.g_params)  # type: ignore[no-untyped-call]
         self.opt_g.step()
         for con in self.constraints["generator"]:
             con.constrain(G)
@@ -345,7 +345,9 @@ class Trainer:
         spec = self.dataset.spec
         meta = {
             "images_seen": self.images_seen,
-            "data_spec": {"shape": list(spec.shape), "num_classes": spec.num_classes, "class_names": list(spec.class_names)},
+            "data_spec": {
+                "shape": list(spec.shape), "num_classes": spec.num_classes, "class_names": list(spec.class_names),
+            },
             "components": {
                 "data": c.data.name, "generator": c.generator.name, "discriminator": c.discriminator.name,
                 "loss": c.loss.name, "sampler": c.sampler.name,
@@ -365,6 +367,7 @@ class Trainer:
         """Train to ``train.steps``; returns the last checkpoint. SIGINT/SIGTERM stop the run at
         the next step boundary after writing a checkpoint."""
         c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
         log = MetricsLog(self.out / "metrics.jsonl")
         progress = Progress(c.train.steps, enabled=c.output.progress)
@@ -395,7 +398,8 @@ class Trainer:
                         if not math.isfinite(record[key]):
                             raise GanforgeError(
                                 f"{key} became non-finite ({record[key]}) by step {step}; the last good "
-                                f"checkpoint is {last or 'not written yet'}. Lower the learning rates or add a regularizer."
+                                f"checkpoint is {last or 'not written yet'}. Lower the learning rates or add a "
+                                "regularizer."
                             )
                     log.write(record)
                     progress.update(record)
@@ -455,7 +459,8 @@ class Progress:
             f"{k.removeprefix('loss_')}={v:.3f}" for k, v in record.items()
             if k not in ("step", "images_seen", "images_per_sec", "time")
         )
-        line = f"[{'#' * done}{'.' * (width - done)}] step {step}/{self.total} {losses} {record['images_per_sec']:.0f} img/s"
+        bar = "#" * done + "." * (width - done)
+        line = f"[{bar}] step {step}/{self.total} {losses} {record['images_per_sec']:.0f} img/s"
         if self.tty:
             sys.stderr.write("\r\033[K" + line)
             self._drawn = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 import attrs
 import torch
 import torch.nn.functional as F
-
 from ganforge import DataSpec, hookimpl, power_of_two
 
 

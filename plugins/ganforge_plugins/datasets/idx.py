@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-
 from ganforge import DataError, DataSpec, hookimpl, power_of_two
 
 FILES = {

@@ -13,7 +13,6 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-
 from ganforge import DataError, DataSpec, hookimpl, power_of_two
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

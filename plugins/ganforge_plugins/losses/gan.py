@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import attrs
 import torch.nn.functional as F
-from torch import Tensor
-
 from ganforge import hookimpl
+from torch import Tensor
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

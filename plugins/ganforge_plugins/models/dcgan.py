@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import attrs
 from attrs import validators as v
-from torch import Tensor, nn
-
 from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
+from torch import Tensor, nn
 
 
 @attrs.frozen(kw_only=True)

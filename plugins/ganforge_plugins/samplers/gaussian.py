@@ -5,7 +5,6 @@ from __future__ import annotations
 import attrs
 import torch
 from attrs import validators as v
-
 from ganforge import LatentSpace, hookimpl
 
 

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Small networks and few steps: what a unit test needs to exercise the whole loop in seconds.
+TINY = [
+    "train.steps=3",
+    "train.batch_size=16",
+    "generator.base_channels=8",
+    "generator.latent_dim=16",
+    "discriminator.base_channels=8",
+    "output.progress=false",
+    "output.log_every=1",
+    "output.sample_every=2",
+    "output.checkpoint_every=2",
+    "output.preview_samples=16",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_slow = config.getoption("--run-slow")
+    has_cuda = torch.cuda.is_available()
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="gpu: no CUDA device here"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GANFORGE_DISABLE_PLUGIN_AUTOLOAD", "GANFORGE_PLUGINS", "GANFORGE_STRICT_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    root = SHARED_DATA / "mnist"
+    if not root.is_dir():
+        pytest.skip(f"real MNIST not found at {root}")
+    return root
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("GANFORGE_DISABLE_PLUGIN_AUTOLOAD", None)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env

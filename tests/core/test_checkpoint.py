@@ -1,0 +1,123 @@
+"""Checkpoints: atomic, self-contained, and read without trusting their contents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from ganforge import CheckpointError
+from ganforge.checkpoint import find_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from torch import nn
+
+from tests.conftest import TINY
+
+
+def save(directory: Path, step: int, net: nn.Module, keep_last: int = 0) -> Path:
+    return save_checkpoint(
+        directory, step, networks={"generator": net}, state={"step": step, "rng": torch.arange(step * 3, dtype=torch.uint8)},
+        meta={"note": "test"}, config_toml='x = 1\n', keep_last=keep_last,
+    )
+
+
+def test_round_trip_and_latest(tmp_path: Path) -> None:
+    net = nn.Linear(3, 2)
+    save(tmp_path, 1, net)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    save(tmp_path, 2, net)
+    ckpt = load_checkpoint(tmp_path)  # a checkpoints/ directory resolves through `latest`
+    assert ckpt.step == 2 and ckpt.meta["note"] == "test" and ckpt.config_toml == "x = 1\n"
+    other = nn.Linear(3, 2)
+    load_weights(other, ckpt, "generator")
+    assert torch.equal(other.weight, net.weight)
+    assert torch.equal(ckpt.state["rng"], torch.arange(6, dtype=torch.uint8))
+
+
+def test_keep_last_prunes_the_oldest(tmp_path: Path) -> None:
+    net = nn.Linear(2, 2)
+    for step in range(1, 6):
+        save(tmp_path, step, net, keep_last=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-00000004", "step-00000005"]
+
+
+@pytest.mark.parametrize("name", ["weights.safetensors", "state.pt", "meta.json"])
+def test_truncated_files_are_refused(tmp_path: Path, name: str) -> None:
+    path = save(tmp_path, 1, nn.Linear(8, 8))
+    data = (path / name).read_bytes()
+    (path / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=f"{name} is corrupt"):
+        load_checkpoint(path)
+
+
+class Payload:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned",))
+
+
+def test_a_pickle_carrying_code_is_refused(tmp_path: Path) -> None:
+    path = save(tmp_path, 1, nn.Linear(2, 2))
+    torch.save({"step": 1, "evil": Payload()}, path / "state.pt")
+    with pytest.raises(CheckpointError, match="never unpickles code; refusing to load it"):
+        load_checkpoint(path)
+
+
+def test_another_architecture_is_refused(tmp_path: Path) -> None:
+    ckpt = load_checkpoint(save(tmp_path, 1, nn.Linear(4, 4)))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_weights(nn.Linear(4, 5), ckpt, "generator")
+    with pytest.raises(CheckpointError, match="no 'discriminator' weights"):
+        load_weights(nn.Linear(4, 4), ckpt, "discriminator")
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        find_checkpoint(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="is not a checkpoint"):
+        find_checkpoint(tmp_path)
+
+
+KILL_DURING_SECOND_CHECKPOINT = """
+import os, signal, sys
+import safetensors.torch
+from ganforge.cli import main
+
+real_save = safetensors.torch.save_file
+calls = []
+
+def dying_save(tensors, filename, *args, **kwargs):
+    calls.append(filename)
+    if len(calls) == 2:  # the second checkpoint: write half a file, then die like a killed job
+        real_save(tensors, filename, *args, **kwargs)
+        with open(filename, "r+b") as f:
+            f.truncate(os.path.getsize(filename) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(tensors, filename, *args, **kwargs)
+
+safetensors.torch.save_file = dying_save
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    run = tmp_path / "run"
+    script = tmp_path / "die.py"
+    script.write_text(textwrap.dedent(KILL_DURING_SECOND_CHECKPOINT))
+    args = [sys.executable, str(script), "train", "--out", str(run)]
+    for item in [*TINY, "train.steps=6"]:
+        args += ["--set", item]
+    proc = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step-00000002"
+    assert list((run / "checkpoints").glob(".tmp-step-00000004-*"))  # the half-written one
+    ckpt = load_checkpoint(run)
+    assert ckpt.step == 2
+    sample = subprocess.run(
+        [sys.executable, "-m", "ganforge", "sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy")],
+        capture_output=True, text=True, env=subprocess_env, timeout=300,
+    )
+    assert sample.returncode == 0, sample.stderr

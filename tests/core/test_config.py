@@ -1,0 +1,126 @@
+"""Config: TOML + overrides structured by one strict converter, with errors a user can act on."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import attrs
+import pytest
+from ganforge import ConfigError, hookimpl
+from ganforge.config import RunConfig, load_config, parse_override, structure, to_toml
+from ganforge.manager import PluginManager
+from ganforge.registry import PluginInfo
+
+
+def load_error(*overrides: str, path: str | Path | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_the_embedded_default_is_a_dcgan_on_digits() -> None:
+    config = load_config()
+    assert (config.data.name, config.generator.name, config.discriminator.name) == ("digits", "dcgan", "dcgan")
+    assert config.loss.name == "non-saturating" and config.sampler.name == "gaussian"
+    assert config.optim.g.lr == 2e-4 and config.optim.g.betas == (0.5, 0.999)  # DCGAN's Adam
+
+
+def test_resolved_config_round_trips_through_toml() -> None:
+    config = load_config(None, ["generator.latent_dim=7", "optim.d.name=rmsprop", "train.n_critic=5"])
+    again = structure(tomllib.loads(to_toml(config)))
+    assert again == config
+    assert isinstance(again.generator.params, type(config.generator.params))
+
+
+def test_file_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[generator]\nname = "dcgan"\nlatent_dim = 32\n[optim.g]\nlr = 1e-3\n')
+    config = load_config(path, ["optim.g.lr=1e-4", "loss.name=minimax"])
+    assert config.generator.params.latent_dim == 32
+    assert config.optim.g.lr == 1e-4  # the override wins over the file
+    assert config.optim.g.betas == (0.5, 0.999)  # untouched keys keep their defaults
+    assert config.loss.name == "minimax"
+
+
+def test_override_values_parse_as_toml_with_strings_as_fallback() -> None:
+    assert parse_override("optim.g.betas=[0.0, 0.9]") == {"optim": {"g": {"betas": [0.0, 0.9]}}}
+    assert parse_override("loss.name=wgan-gp") == {"loss": {"name": "wgan-gp"}}
+    assert parse_override("output.progress=false") == {"output": {"progress": False}}
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("optim.g.lr")
+
+
+def test_changing_a_component_name_drops_the_previous_plugins_params() -> None:
+    manager = PluginManager()
+    manager.load()
+
+    @attrs.frozen(kw_only=True)
+    class OtherConfig:
+        width: int = 4
+
+    class Plugin:
+        @hookimpl
+        def ganforge_register_generators(self, register):  # type: ignore[no-untyped-def]
+            register("other", lambda config, data: None, OtherConfig)
+
+    manager.register(Plugin(), PluginInfo(name="test-other", module=__name__))
+    config = load_config(None, ["generator.latent_dim=3", "generator.name=other"], manager)
+    assert config.generator.params == OtherConfig()
+    same = load_config(None, ["generator.latent_dim=3", "generator.name=dcgan"], manager)
+    assert same.generator.params.latent_dim == 3  # same plugin: its params stay
+
+
+def test_unknown_component_names_the_path_the_choices_and_the_closest() -> None:
+    message = load_error("loss.name=minimx")
+    assert "loss.name: unknown loss 'minimx'; choose one of: minimax, non-saturating (did you mean 'minimax'?)" in message
+
+
+def test_wrong_type_names_path_value_and_expectation() -> None:
+    assert "generator.latent_dim: expected an integer, got 'abc'" in load_error("generator.latent_dim=abc")
+    assert "train.batch_size: expected an integer, got 3.5" in load_error("train.batch_size=3.5")
+    assert "train.steps: expected an integer, got True" in load_error("train.steps=true")
+    assert "output.progress: expected true or false, got 1" in load_error("output.progress=1")
+
+
+def test_int_is_accepted_where_a_float_is_expected() -> None:
+    assert load_config(None, ["optim.g.lr=1"]).optim.g.lr == 1.0
+
+
+def test_out_of_range_names_path_bound_and_value() -> None:
+    assert "train.batch_size: must be >= 1: 0" in load_error("train.batch_size=0")
+    assert "optim.g.lr: must be > 0.0: -0.1" in load_error("optim.g.lr=-0.1")
+    assert "optim.d.name: must be in ('adam', 'adamw', 'rmsprop', 'sgd')" in load_error("optim.d.name=adagrad")
+    assert "optim.g.betas: must be two numbers in [0, 1)" in load_error("optim.g.betas=[0.5, 1.5]")
+    assert "data.resolution: must be a power of two between 4 and 256 (got 12)" in load_error("data.resolution=12")
+
+
+def test_extra_keys_are_rejected_with_the_accepted_ones() -> None:
+    message = load_error("generator.latnet_dim=8")
+    assert "generator: unknown key(s) latnet_dim; expected one of: latent_dim, base_channels, max_channels" in message
+    assert "top level: unknown key(s) trian" in load_error("trian.steps=3")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = load_error("train.steps=0", "generator.latent_dim=x", "loss.gamma=1")
+    assert message.count("\n") == 3
+    for part in ("train.steps", "generator.latent_dim", "loss: unknown key(s) gamma"):
+        assert part in message
+
+
+def test_a_required_field_is_reported_missing() -> None:
+    assert "data.root: required, but missing" in load_error("data.name=mnist")
+
+
+def test_bad_files_are_named(tmp_path: Path) -> None:
+    assert "does not exist" in load_error(path=tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nsteps = 3\n")
+    assert f"config file '{bad}' is not valid TOML" in load_error(path=bad)
+
+
+def test_saved_config_is_a_complete_description() -> None:
+    text = to_toml(load_config())
+    data = tomllib.loads(text)
+    assert set(data) == {f.name for f in attrs.fields(RunConfig)}
+    assert data["generator"] == {"name": "dcgan", "latent_dim": 100, "base_channels": 128, "max_channels": 1024}

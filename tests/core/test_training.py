@@ -1,0 +1,105 @@
+"""The training loop: Algorithm 1 of Goodfellow et al. 2014, reproducible and resumable."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from ganforge import ConfigError
+from ganforge.checkpoint import load_checkpoint
+from ganforge.config import load_config
+from ganforge.training import Trainer
+
+from tests.conftest import TINY
+
+
+def trainer(out: Path, *extra: str) -> Trainer:
+    return Trainer(load_config(None, [*TINY, *extra]), out)
+
+
+def params(t: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for net in t.networks().values() for p in net.state_dict().values()]
+
+
+def test_a_run_leaves_config_metrics_samples_and_checkpoints(tmp_path: Path) -> None:
+    t = trainer(tmp_path)
+    last = t.fit()
+    assert last == tmp_path / "checkpoints" / "step-00000003"
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step-00000002.png", "step-00000003.png"]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) and r["images_per_sec"] > 0 for r in records)
+    assert load_config(tmp_path / "config.toml") == t.config  # the saved config loads back equal
+
+
+def test_n_critic_discriminator_updates_per_generator_update(tmp_path: Path) -> None:
+    t = trainer(tmp_path, "train.n_critic=4", "train.steps=2", "train.batch_size=8")
+    t.fit()
+    assert (t.step, t.d_updates, t.images_seen) == (2, 8, 64)
+
+
+def test_generator_update_leaves_discriminator_untouched(tmp_path: Path) -> None:
+    t = trainer(tmp_path)
+    t.opt_d.zero_grad(set_to_none=True)
+    before = [p.detach().clone() for p in t.discriminator.parameters()]
+    g_before = [p.detach().clone() for p in t.generator.parameters()]
+    t._g_step()
+    assert all(p.grad is None for p in t.discriminator.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, t.discriminator.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, t.generator.parameters(), strict=True))
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
+    a, b, c = trainer(tmp_path / "a"), trainer(tmp_path / "b"), trainer(tmp_path / "c", "train.seed=1")
+    for t in (a, b, c):
+        t.fit()
+    assert all(torch.equal(x, y) for x, y in zip(params(a), params(b), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(params(a), params(c), strict=True))
+
+
+def test_resume_continues_bit_identically(tmp_path: Path) -> None:
+    straight = trainer(tmp_path / "straight", "train.steps=5")
+    straight.fit()
+    first = trainer(tmp_path / "resumed", "train.steps=2")
+    first.fit()
+    resumed = trainer(tmp_path / "resumed", "train.steps=5")
+    resumed.load_training_state(load_checkpoint(tmp_path / "resumed"))
+    assert resumed.step == 2
+    resumed.fit()
+    assert all(torch.equal(x, y) for x, y in zip(params(straight), params(resumed), strict=True))
+
+
+def test_batch_larger_than_the_dataset_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.batch_size: 4096 is larger than the dataset"):
+        trainer(tmp_path, "train.batch_size=4096")
+
+
+def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "ganforge", "train", "--out", str(run)]
+    for item in [*TINY, "train.steps=100000", "output.checkpoint_every=100000"]:
+        args += ["--set", item]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=subprocess_env)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopping on signal SIGTERM" in err
+    step = load_checkpoint(run).step
+    assert 3 <= step < 100000
+    again = subprocess.run(
+        [sys.executable, "-m", "ganforge", "train", "--resume", str(run), "--set", f"train.steps={step + 2}"],
+        capture_output=True, text=True, env=subprocess_env, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert load_checkpoint(run).step == step + 2
