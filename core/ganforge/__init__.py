@@ -6,7 +6,8 @@ components implement, and the small records passed to them. Everything else is i
 
 from __future__ import annotations
 
-from .config import Choice, RunConfig, load_config
+from .checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint
+from .config import Choice, RunConfig, load_config, load_settings, make_converter, read_toml, structure_as
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -17,9 +18,12 @@ from .errors import (
     UnknownComponentError,
 )
 from .hookspecs import Register, hookimpl
+from .images import save_array, save_samples, to_unit
 from .manager import PluginManager, get_plugin_manager
 from .protocols import (
     AuxiliaryClassifier,
+    Callback,
+    Command,
     Constraint,
     Dataset,
     DataSpec,
@@ -30,19 +34,25 @@ from .protocols import (
     Loss,
     Penalty,
     PenaltyContext,
+    Progressive,
     Regularizer,
     Sampler,
     StyleGenerator,
+    TrainingRun,
     Translator,
 )
+from .training import TrainedGenerator, load_generator, resolve_device
 from .validators import power_of_two
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuxiliaryClassifier",
+    "Callback",
+    "Checkpoint",
     "CheckpointError",
     "Choice",
+    "Command",
     "ConfigError",
     "Constraint",
     "DataError",
@@ -59,15 +69,30 @@ __all__ = [
     "PenaltyContext",
     "PluginError",
     "PluginManager",
+    "Progressive",
     "Register",
     "Regularizer",
     "RunConfig",
     "Sampler",
     "StyleGenerator",
+    "TrainedGenerator",
+    "TrainingRun",
     "Translator",
     "UnknownComponentError",
+    "atomic_write",
+    "atomic_write_text",
     "get_plugin_manager",
     "hookimpl",
+    "load_checkpoint",
     "load_config",
+    "load_generator",
+    "load_settings",
+    "make_converter",
     "power_of_two",
+    "read_toml",
+    "resolve_device",
+    "save_array",
+    "save_samples",
+    "structure_as",
+    "to_unit",
 ]

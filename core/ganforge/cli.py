@@ -9,19 +9,20 @@ import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint, load_weights
-from .config import RunConfig, load_config, structure, to_toml
+from .checkpoint import load_checkpoint
+from .config import RunConfig, load_config, load_settings, structure, to_toml
 from .errors import ConfigError, GanforgeError, OutputError
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
 from .protocols import DataSpec
-from .training import Trainer, build_generator, build_sampler, prepare_run_dir, prior_space, resolve_device
+from .training import Trainer, load_generator, prepare_run_dir
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganforge", description="Train, sample and edit GANs built from plugins.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     parser.add_argument(
@@ -53,7 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the fully resolved config")
     show.add_argument("config", nargs="?")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    for component in manager.registries["command"] if manager is not None else ():
+        if component.name in COMMANDS:
+            continue  # the built-in commands keep their names
+        cmd = sub.add_parser(component.name, help=component.summary, description=component.summary)
+        cmd.add_argument("-c", "--config", dest="command_config", metavar="FILE",
+                         help=f"TOML file with settings for {component.name}")
+        cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a setting, e.g. --set seeds=[0,1] (repeatable)")
+        add_arguments = getattr(component.factory, "add_arguments", None)
+        if callable(add_arguments):
+            add_arguments(cmd)
+        cmd.set_defaults(plugin_command=component.name)
     return parser
+
+
+def cmd_plugin(args: argparse.Namespace, manager: PluginManager) -> int:
+    """Run a subcommand registered by a plugin, its settings structured into the plugin's config."""
+    component = manager.get("command", args.plugin_command)
+    settings: Any = load_settings(component.config, args.command_config, args.overrides, manager,
+                             what=f"{component.name} settings")
+    status: int = component.factory(settings).run(args, manager)
+    return status
 
 
 def _default_out(config: RunConfig) -> Path:
@@ -97,26 +120,12 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
         raise OutputError(f"--out {args.out!r}: expected a file ending in .png (grid) or .npy (array)")
     if args.n < 1:
         raise ConfigError(f"-n: expected a positive number of samples, got {args.n}")
-    checkpoint = load_checkpoint(args.checkpoint)
-    config = structure(tomllib.loads(checkpoint.config_toml), manager, source=f"config of {checkpoint.path}")
-    spec_meta = checkpoint.meta.get("data_spec")
-    if not isinstance(spec_meta, dict):
-        raise GanforgeError(f"checkpoint {checkpoint.path}: meta.json has no data_spec")
-    spec = DataSpec(
-        shape=tuple(spec_meta["shape"]), num_classes=spec_meta.get("num_classes"),
-        class_names=tuple(spec_meta.get("class_names", ())),
-    )
-    device = resolve_device(args.device)
-    generator = build_generator(config, manager, spec)
-    load_weights(generator, checkpoint, "generator")
-    generator.to(device).eval()
-    labels = _sample_labels(args.class_index, args.n, generator, spec, device)
-    rng = torch.Generator(device).manual_seed(args.seed)
-    z = build_sampler(config, manager).sample(args.n, prior_space(generator), device=device, generator=rng)
+    trained = load_generator(args.checkpoint, device=args.device, manager=manager)
+    labels = _sample_labels(args.class_index, args.n, trained.module, trained.spec, trained.device)
+    rng = torch.Generator(trained.device).manual_seed(args.seed)
+    samples = trained.sample(args.n, generator=rng, labels=labels)
     from .images import save_array, save_samples
 
-    with torch.no_grad():
-        samples = generator(z, labels)
     if out.suffix == ".png":
         save_samples(samples, out, nrow=max(1, int(args.n**0.5)))
     else:
@@ -163,20 +172,30 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "plugins": cmd_plugins, "c
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    # plugins are loaded before the full parse: they contribute subcommands
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("-p", "--plugin", action="append", default=[])
+    requested = early.parse_known_args(argv)[0].plugin
     try:
         with warnings.catch_warnings():
             # a broken plugin is reported once, as a line of its own, not as a Python warning
             warnings.simplefilter("ignore", PluginLoadWarning)
-            if args.plugin:
+            if requested:
                 manager = PluginManager()
-                manager.load(args.plugin)
+                manager.load(requested)
                 set_plugin_manager(manager)
             else:
                 manager = get_plugin_manager()
+    except GanforgeError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return 2
+    args = _parser(manager).parse_args(argv)
+    try:
         for failure in manager.failures:
             print(f"ganforge: warning: {failure.plugin.describe()} failed to load and is skipped: {failure.error}",
                   file=sys.stderr)
+        if getattr(args, "plugin_command", None):
+            return cmd_plugin(args, manager)
         return COMMANDS[args.command](args, manager)
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import cattrs
@@ -37,6 +37,8 @@ from cattrs.errors import (
 
 from .errors import ConfigError, GanforgeError
 from .manager import PluginManager, get_plugin_manager
+
+T = TypeVar("T")
 
 # -- component choices --------------------------------------------------------------------------
 
@@ -78,6 +80,11 @@ class RegularizerChoice(Choice):
 @attrs.frozen(kw_only=True)
 class SamplerChoice(Choice):
     family = "sampler"
+
+
+@attrs.frozen(kw_only=True)
+class CallbackChoice(Choice):
+    family = "callback"
 
 
 # -- engine settings ----------------------------------------------------------------------------
@@ -124,6 +131,9 @@ class TrainConfig:
     batch_size: int = attrs.field(default=64, validator=v.ge(1))
     n_critic: int = attrs.field(default=1, validator=v.ge(1))
     seed: int = attrs.field(default=0, validator=v.ge(0))
+    # Generator weight averaging (Karras et al.): half-life in images, 0 disables; samples use it.
+    ema_half_life: float = attrs.field(default=10_000.0, validator=v.ge(0.0))
+    ema_rampup: float = attrs.field(default=0.05, validator=v.ge(0.0))
     device: str = attrs.field(default="auto", validator=_device)
 
 
@@ -149,6 +159,7 @@ class RunConfig:
     loss: LossChoice
     sampler: SamplerChoice
     regularizers: tuple[RegularizerChoice, ...] = ()
+    callbacks: tuple[CallbackChoice, ...] = ()
     train: TrainConfig = TrainConfig()
     optim: OptimConfig = OptimConfig()
     output: OutputConfig = OutputConfig()
@@ -336,13 +347,33 @@ def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 def structure(raw: Mapping[str, Any], manager: PluginManager | None = None, *, source: str = "config") -> RunConfig:
     """Structure a raw dict into a :class:`RunConfig`, or raise one :class:`ConfigError` listing
     every problem."""
+    return structure_as(RunConfig, raw, manager, source=source)
+
+
+def structure_as(cls: type[T], raw: Mapping[str, Any], manager: PluginManager | None = None, *,
+                 source: str = "config") -> T:
+    """Structure a raw dict into any attrs config class (a plugin's, a command's) with the one
+    converter, or raise one :class:`ConfigError` listing every problem by its dotted path."""
     try:
-        return make_converter(manager).structure(raw, RunConfig)
+        result: T = make_converter(manager).structure(raw, cls)
+        return result
     except (ClassValidationError, IterableValidationError) as exc:
         lines = describe_errors(exc)
     except GanforgeError as exc:
         lines = [str(exc)]
+    except (ValueError, TypeError) as exc:  # a validator of a class with no nested fields
+        lines = [_describe("", exc)]
     raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines))
+
+
+def load_settings(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = (),
+                  manager: PluginManager | None = None, *, what: str = "config") -> T:
+    """Load any attrs config class from an optional TOML file plus ``--set`` overrides."""
+    raw: dict[str, Any] = read_toml(path) if path is not None else {}
+    for item in overrides:
+        raw = merge(raw, parse_override(item))
+    source = f"{what} {str(path)!r}" if path is not None else what
+    return structure_as(cls, raw, manager, source=source)
 
 
 def load_config(

@@ -69,3 +69,17 @@ def ganforge_register_samplers(register: Register) -> None:
 @hookspec
 def ganforge_register_editors(register: Register) -> None:
     """Register latent editors: ``factory(config) -> Editor``."""
+
+
+@hookspec
+def ganforge_register_callbacks(register: Register) -> None:
+    """Register training callbacks: ``factory(config) -> Callback`` (see :class:`ganforge.Callback`),
+    run every ``callback.every`` generator steps, their results logged with the losses."""
+
+
+@hookspec
+def ganforge_register_commands(register: Register) -> None:
+    """Register ``ganforge NAME`` subcommands: ``factory(config) -> Command`` (see
+    :class:`ganforge.Command`). The CLI gives every plugin command ``-c/--config FILE`` and
+    ``--set KEY=VALUE`` options that are structured into its config class; the factory may define
+    ``add_arguments(parser)`` (a static or class method) for its own arguments."""

@@ -9,8 +9,10 @@ Images flow through the engine in ``[-1, 1]``; labels are ``int64`` class indice
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import torch
@@ -18,6 +20,8 @@ from torch import Tensor, nn
 
 __all__ = [
     "AuxiliaryClassifier",
+    "Callback",
+    "Command",
     "Constraint",
     "DataSpec",
     "Dataset",
@@ -28,9 +32,11 @@ __all__ = [
     "Loss",
     "Penalty",
     "PenaltyContext",
+    "Progressive",
     "Regularizer",
     "Sampler",
     "StyleGenerator",
+    "TrainingRun",
     "Translator",
 ]
 
@@ -133,6 +139,19 @@ class Translator(Protocol):
     """
 
     def __call__(self, x: Tensor, target: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Progressive(Protocol):
+    """A network whose structure follows the training schedule (progressive growing, Karras et
+    al. 2018, arXiv:1710.10196).
+
+    The engine calls ``set_training_progress(images_seen)`` on the generator and the discriminator
+    before every update when they define it. A network keeps its phase and fade-in ``alpha`` in
+    buffers, so that they are saved with its weights and a resumed run continues the same schedule.
+    """
+
+    def set_training_progress(self, images_seen: int) -> None: ...
 
 
 @runtime_checkable
@@ -260,3 +279,49 @@ class Editor(Protocol):
     def fit(self, generator: Generator, *, device: torch.device, generator_rng: torch.Generator) -> None: ...
 
     def edit(self, latents: Tensor, alpha: Tensor | float) -> Tensor: ...
+
+
+class TrainingRun(Protocol):
+    """What a :class:`Callback` sees of a run in progress (the engine's trainer implements it).
+
+    ``sampling_generator`` is the generator samples and evaluation use (its moving average when the
+    run keeps one); ``sample(n, generator=rng)`` draws ``n`` latents from the run's prior and returns
+    the samples ``[n, *S]`` in ``[-1, 1]`` without tracking gradients, with labels drawn uniformly
+    for a conditional generator. ``dataset`` is the training data.
+    """
+
+    step: int
+    images_seen: int
+    out: Path
+    device: torch.device
+    dataset: Dataset
+
+    @property
+    def sampling_generator(self) -> nn.Module: ...
+
+    def sample(self, n: int, *, generator: torch.Generator) -> Tensor: ...
+
+
+@runtime_checkable
+class Callback(Protocol):
+    """Runs every ``every`` generator steps during training, and once more at the end.
+
+    ``__call__(run)`` returns scalars to log with the losses (``{"fid": 12.3}``) or an empty mapping.
+    A callback must not change the networks; the engine times it apart from the training step.
+    """
+
+    every: int
+
+    def __call__(self, run: TrainingRun) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class Command(Protocol):
+    """A ``ganforge NAME`` subcommand contributed by a plugin (``ganforge lab``, ``ganforge eval``).
+
+    Built as ``factory(config)`` with the plugin's structured config; ``run`` gets the parsed
+    arguments and the plugin manager, and returns the exit status. Errors a user caused are raised
+    as :class:`ganforge.GanforgeError` so that the CLI reports them without a traceback.
+    """
+
+    def run(self, args: argparse.Namespace, manager: Any) -> int: ...

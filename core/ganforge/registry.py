@@ -18,6 +18,8 @@ FAMILIES: dict[str, str] = {
     "regularizer": "ganforge_register_regularizers",
     "sampler": "ganforge_register_samplers",
     "editor": "ganforge_register_editors",
+    "callback": "ganforge_register_callbacks",
+    "command": "ganforge_register_commands",
 }
 """Component family -> the hook through which plugins fill its registry."""
 

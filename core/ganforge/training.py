@@ -8,24 +8,27 @@ each one, and reads values back to the host only when it logs.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
 from .config import OptimizerConfig, RunConfig, to_toml
-from .errors import ConfigError, GanforgeError, OutputError
+from .errors import CheckpointError, ConfigError, GanforgeError, OutputError
 from .manager import PluginManager, get_plugin_manager
-from .protocols import Constraint, Dataset, LatentSpace, Loss, Penalty, PenaltyContext, Sampler
+from .protocols import Callback, Constraint, Dataset, DataSpec, LatentSpace, Loss, Penalty, PenaltyContext, Sampler
 
 # -- building -----------------------------------------------------------------------------------
 
@@ -82,6 +85,62 @@ def prior_space(generator: nn.Module) -> LatentSpace:
     return space
 
 
+@attrs.frozen(kw_only=True)
+class TrainedGenerator:
+    """A generator rebuilt from a checkpoint, with what it takes to sample from it.
+
+    ``module`` is in eval mode on ``device`` and holds the moving-average weights when the run kept
+    them. ``sample(n, generator=rng, labels=None)`` draws latents from the run's prior.
+    """
+
+    module: nn.Module
+    sampler: Sampler
+    space: LatentSpace
+    spec: DataSpec
+    config: RunConfig
+    checkpoint: ckpt.Checkpoint
+    device: torch.device
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator, labels: Tensor | None = None) -> Tensor:
+        z = self.sampler.sample(n, self.space, device=self.device, generator=generator)
+        return self.latents_to_samples(z, labels)
+
+    @torch.no_grad()
+    def latents_to_samples(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        out: Tensor = self.module(z, labels)
+        return out
+
+
+def load_generator(
+    path: str | Path, *, device: str | torch.device = "cpu", manager: PluginManager | None = None,
+    ema: bool = True,
+) -> TrainedGenerator:
+    """Rebuild the generator of a run directory or checkpoint directory, refusing corrupt or unsafe
+    checkpoints and ones of another architecture with a :class:`~ganforge.CheckpointError`."""
+    from .config import structure
+
+    manager = manager or get_plugin_manager()
+    checkpoint = ckpt.load_checkpoint(path)
+    config = structure(tomllib.loads(checkpoint.config_toml), manager, source=f"config of {checkpoint.path}")
+    spec_meta = checkpoint.meta.get("data_spec")
+    if not isinstance(spec_meta, dict):
+        raise CheckpointError(f"checkpoint {checkpoint.path}: meta.json has no data_spec")
+    spec = DataSpec(
+        shape=tuple(spec_meta["shape"]), num_classes=spec_meta.get("num_classes"),
+        class_names=tuple(spec_meta.get("class_names", ())),
+    )
+    dev = resolve_device(device) if isinstance(device, str) else device
+    generator = build_generator(config, manager, spec)
+    name = "generator_ema" if ema and "generator_ema" in checkpoint.weights else "generator"
+    ckpt.load_weights(generator, checkpoint, name)
+    generator.to(dev).eval()
+    return TrainedGenerator(
+        module=generator, sampler=build_sampler(config, manager), space=prior_space(generator), spec=spec,
+        config=config, checkpoint=checkpoint, device=dev,
+    )
+
+
 # -- data ---------------------------------------------------------------------------------------
 
 
@@ -119,6 +178,38 @@ class BatchStream:
         self.rng.set_state(state["rng"])
         self.order = state["order"]
         self.position = int(state["position"])
+
+
+# -- generator averaging ------------------------------------------------------------------------
+
+
+class GeneratorEMA:
+    """An exponential moving average of the generator's weights, used for samples and evaluation.
+
+    Karras et al. 2018 (PGGAN, arXiv:1710.10196, appendix A.1) and 2020 (StyleGAN2): after each
+    generator update, ``w_ema <- beta w_ema + (1 - beta) w`` with ``beta = 0.5 ** (batch / half_life)``
+    so that the averaging window is set in images, not steps. The half-life ramps up as
+    ``min(half_life, rampup * images_seen)`` so that early averages are not dominated by the random
+    initialisation. Buffers (batch-norm statistics) are copied, not averaged.
+    """
+
+    def __init__(self, generator: nn.Module, half_life: float, rampup: float) -> None:
+        self.module = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.half_life = half_life
+        self.rampup = rampup
+        self._src: list[Tensor] = list(generator.parameters())
+        self._dst: list[Tensor] = list(self.module.parameters())
+        self._src_buffers: list[Tensor] = list(generator.buffers())
+        self._dst_buffers: list[Tensor] = list(self.module.buffers())
+
+    @torch.no_grad()
+    def update(self, batch_size: int, images_seen: int) -> None:
+        half_life = self.half_life
+        if self.rampup > 0:
+            half_life = min(half_life, images_seen * self.rampup)
+        beta = 0.5 ** (batch_size / max(half_life, 1e-8))
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - beta)  # one fused kernel, no host sync
+        torch._foreach_copy_(self._dst_buffers, self._src_buffers)
 
 
 # -- the run directory --------------------------------------------------------------------------
@@ -163,12 +254,25 @@ class Trainer:
 
         self.penalties: dict[str, list[Penalty]] = {"discriminator": [], "generator": []}
         self.constraints: dict[str, list[Constraint]] = {"discriminator": [], "generator": []}
-        for choice in config.regularizers:
+        for i, choice in enumerate(config.regularizers):
             reg = manager.get("regularizer", choice.name).factory(choice.params)
+            if getattr(reg, "needs_labels", False) and self.dataset.labels is None:
+                raise ConfigError(
+                    f"regularizers[{i}].name: {choice.name!r} needs class labels, but dataset "
+                    f"{config.data.name!r} is unlabelled; choose a labelled dataset or drop the regularizer"
+                )
             if isinstance(reg, Penalty):
                 self.penalties[reg.target].append(reg)
             if isinstance(reg, Constraint):
                 self.constraints[reg.target].append(reg)
+        self.callbacks: list[Callback] = [
+            manager.get("callback", choice.name).factory(choice.params) for choice in config.callbacks
+        ]
+        # networks that follow the schedule (progressive growing) are told the image count each step
+        self.progressive: list[Callable[[int], None]] = [
+            hook for net in (self.generator, self.discriminator)
+            if callable(hook := getattr(net, "set_training_progress", None))
+        ]
 
         self.g_conditional = getattr(self.generator, "num_classes", None) is not None
         self.d_conditional = getattr(self.discriminator, "num_classes", None) is not None
@@ -181,6 +285,8 @@ class Trainer:
         self.opt_g = make_optimizer(self.generator.parameters(), config.optim.g)
         self.opt_d = make_optimizer(self.discriminator.parameters(), config.optim.d)
         self.g_params = [p for p in self.generator.parameters() if p.requires_grad]
+        t = config.train
+        self.ema = GeneratorEMA(self.generator, t.ema_half_life, t.ema_rampup) if t.ema_half_life > 0 else None
 
         seed = config.train.seed
         self.data = BatchStream(
@@ -208,7 +314,12 @@ class Trainer:
     def _latents(self, n: int) -> Tensor:
         return self.sampler.sample(n, self.space, device=self.device, generator=self.latent_rng)
 
+    def _advance_schedule(self) -> None:
+        for set_progress in self.progressive:
+            set_progress(self.images_seen)
+
     def _d_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        self._advance_schedule()
         G, D = self.generator, self.discriminator
         real, labels = self.data.next()
         n = real.shape[0]
@@ -241,6 +352,7 @@ class Trainer:
         return loss.detach(), terms
 
     def _g_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        self._advance_schedule()
         G, D = self.generator, self.discriminator
         n = self.config.train.batch_size
         labels = None
@@ -276,20 +388,61 @@ class Trainer:
         self.opt_g.step()
         for con in self.constraints["generator"]:
             con.constrain(G)
+        if self.ema is not None:
+            self.ema.update(n, self.images_seen)
         self.step += 1
         return loss.detach(), terms
 
     # -- outputs --------------------------------------------------------------------------------
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator that samples and evaluation use: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator) -> Tensor:
+        """``n`` samples from the sampling generator, latents drawn with ``generator`` (see
+        :class:`ganforge.TrainingRun`); labels cycle through the classes for a conditional model."""
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            z = self.sampler.sample(n, self.space, device=self.device, generator=generator)
+            labels = None
+            if self.g_conditional:
+                k = self.dataset.spec.num_classes or 1
+                labels = torch.randint(0, k, (n,), device=self.device, generator=generator)
+            out: Tensor = g(z, labels)
+        finally:
+            g.train(was_training)
+        return out
+
+    def run_callbacks(self, log: MetricsLog, progress: Progress, *, final: bool = False) -> None:
+        """Run the callbacks due at this step (all of them when ``final``) and log what they return."""
+        record: dict[str, Any] = {}
+        for cb in self.callbacks:
+            if final or self.step % cb.every == 0:
+                t0 = time.perf_counter()
+                record.update(cb(self))
+                record[f"time_{type(cb).__name__}"] = time.perf_counter() - t0
+        if record:
+            record = {"step": self.step, "images_seen": self.images_seen, **record, "time": time.time()}
+            log.write(record)
+            if progress.enabled:
+                progress.message(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in record.items() if k != "time"))
+
     @torch.no_grad()
     def preview(self) -> Tensor:
         """Samples from the fixed preview latents, in ``[-1, 1]``."""
-        was_training = self.generator.training
-        self.generator.eval()
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
         try:
-            out: Tensor = self.generator(self.preview_latents, self.preview_labels)
+            out: Tensor = g(self.preview_latents, self.preview_labels)
         finally:
-            self.generator.train(was_training)
+            g.train(was_training)
         return out
 
     def save_preview(self) -> Path:
@@ -305,7 +458,10 @@ class Trainer:
         return max(1, int(math.sqrt(self.config.output.preview_samples)))
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        nets = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.ema is not None:
+            nets["generator_ema"] = self.ema.module
+        return nets
 
     def training_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -407,12 +563,16 @@ class Trainer:
                     t0, images0 = time.perf_counter(), self.images_seen
                 if step % c.output.sample_every == 0:
                     self.save_preview()
+                if self.callbacks:
+                    self.run_callbacks(log, progress)
                 if step % c.output.checkpoint_every == 0:
                     last = self.save_checkpoint()
             if self._stop_signal is not None:
                 progress.message(f"stopping on signal {signal.Signals(self._stop_signal).name} at step {self.step}")
             if self.step % c.output.sample_every != 0:
                 self.save_preview()
+            if self.callbacks and any(self.step % cb.every != 0 for cb in self.callbacks):
+                self.run_callbacks(log, progress, final=True)
             if last is None or last.name != ckpt.step_name(self.step):
                 last = self.save_checkpoint()
         finally:

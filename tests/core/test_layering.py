@@ -15,7 +15,8 @@ CORE = REPO / "core" / "ganforge"
 
 
 def imported_modules(path: str) -> set[str]:
-    tree = ast.parse(open(path).read())
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
