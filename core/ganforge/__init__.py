@@ -21,6 +21,7 @@ from .hookspecs import Register, hookimpl
 from .images import save_array, save_samples, to_unit
 from .manager import PluginManager, get_plugin_manager
 from .protocols import (
+    AttributeScorer,
     AuxiliaryClassifier,
     Callback,
     Command,
@@ -29,9 +30,11 @@ from .protocols import (
     DataSpec,
     Discriminator,
     Editor,
+    FeatureExtractor,
     Generator,
     LatentSpace,
     Loss,
+    Metric,
     Penalty,
     PenaltyContext,
     Progressive,
@@ -41,12 +44,13 @@ from .protocols import (
     TrainingRun,
     Translator,
 )
-from .training import TrainedGenerator, load_generator, resolve_device
+from .training import TrainedGenerator, Trainer, load_generator, resolve_device
 from .validators import power_of_two
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributeScorer",
     "AuxiliaryClassifier",
     "Callback",
     "Checkpoint",
@@ -60,10 +64,12 @@ __all__ = [
     "Dataset",
     "Discriminator",
     "Editor",
+    "FeatureExtractor",
     "GanforgeError",
     "Generator",
     "LatentSpace",
     "Loss",
+    "Metric",
     "OutputError",
     "Penalty",
     "PenaltyContext",
@@ -76,6 +82,7 @@ __all__ = [
     "Sampler",
     "StyleGenerator",
     "TrainedGenerator",
+    "Trainer",
     "TrainingRun",
     "Translator",
     "UnknownComponentError",

@@ -83,3 +83,20 @@ def ganforge_register_commands(register: Register) -> None:
     :class:`ganforge.Command`). The CLI gives every plugin command ``-c/--config FILE`` and
     ``--set KEY=VALUE`` options that are structured into its config class; the factory may define
     ``add_arguments(parser)`` (a static or class method) for its own arguments."""
+
+
+@hookspec
+def ganforge_register_feature_extractors(register: Register) -> None:
+    """Register feature extractors for metrics: ``factory(config) -> FeatureExtractor`` (see
+    :class:`ganforge.FeatureExtractor`)."""
+
+
+@hookspec
+def ganforge_register_metrics(register: Register) -> None:
+    """Register sample-quality metrics: ``factory(config) -> Metric`` (see :class:`ganforge.Metric`)."""
+
+
+@hookspec
+def ganforge_register_scorers(register: Register) -> None:
+    """Register attribute scorers that editors consume: ``factory(config) -> AttributeScorer``
+    (see :class:`ganforge.AttributeScorer`)."""

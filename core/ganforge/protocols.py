@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "AttributeScorer",
     "AuxiliaryClassifier",
     "Callback",
     "Command",
@@ -27,9 +28,11 @@ __all__ = [
     "Dataset",
     "Discriminator",
     "Editor",
+    "FeatureExtractor",
     "Generator",
     "LatentSpace",
     "Loss",
+    "Metric",
     "Penalty",
     "PenaltyContext",
     "Progressive",
@@ -325,3 +328,50 @@ class Command(Protocol):
     """
 
     def run(self, args: argparse.Namespace, manager: Any) -> int: ...
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """Maps images to the features (and class probabilities) that metrics compare.
+
+    ``features(x: [N, C, H, W] in [-1, 1]) -> [N, D]`` float; ``probabilities(x) -> [N, K]`` class
+    probabilities, or ``None`` for an extractor without a classifier head (the Inception Score
+    needs one). ``protocol`` records what a number computed on these features depends on: at least
+    ``name``, ``weights_sha256`` and ``resize`` (how inputs are brought to the network's size).
+    """
+
+    protocol: Mapping[str, str]
+
+    def features(self, x: Tensor) -> Tensor: ...
+
+    def probabilities(self, x: Tensor) -> Tensor | None: ...
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A sample-quality metric over extracted features.
+
+    ``needs`` is ``"features"`` (FID, KID, precision/recall: ``real`` and ``fake`` are ``[N, D]``)
+    or ``"probabilities"`` (Inception Score: ``fake`` is ``[N, K]`` and ``real`` is ``None``).
+    ``compute`` returns named scalars (``{"fid": ...}``, ``{"kid_mean": ..., "kid_std": ...}``).
+    ``min_samples`` is the fewest samples it accepts; fewer is a :class:`ganforge.GanforgeError`.
+    """
+
+    needs: Literal["features", "probabilities"]
+    min_samples: int
+
+    def compute(self, real: Tensor | None, fake: Tensor) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class AttributeScorer(Protocol):
+    """Scores an attribute of images, for editors to find and check semantic directions.
+
+    ``attributes`` names what ``score`` returns column by column;
+    ``score(x: [N, C, H, W] in [-1, 1]) -> [N, len(attributes)]`` float (a probability for a
+    classifier's classes, a measured quantity such as ink area or slant otherwise).
+    """
+
+    attributes: Sequence[str]
+
+    def score(self, x: Tensor) -> Tensor: ...

@@ -20,6 +20,9 @@ FAMILIES: dict[str, str] = {
     "editor": "ganforge_register_editors",
     "callback": "ganforge_register_callbacks",
     "command": "ganforge_register_commands",
+    "feature-extractor": "ganforge_register_feature_extractors",
+    "metric": "ganforge_register_metrics",
+    "scorer": "ganforge_register_scorers",
 }
 """Component family -> the hook through which plugins fill its registry."""
 
