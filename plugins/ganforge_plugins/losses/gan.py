@@ -11,6 +11,11 @@ The **non-saturating** generator (section 3 of the paper) instead maximises ``lo
 ``L_G = -E_z[log D(G(z))] = E[softplus(-fake)]``, same fixed point, strong gradients early on.
 ``softplus`` keeps both exact and finite for any logit. Means run over every prediction, so a
 PatchGAN map of predictions per image is averaged like a scalar per image.
+
+Conditional GAN (Mirza & Osindero 2014, arXiv:1411.1784, eq. 2): ``V(D, G) = E_x[log D(x|y)] +
+E_z[log(1 - D(G(z|y)|y))]`` is this same objective on the outputs of a conditional discriminator;
+the engine passes the labels to the networks whenever their ``num_classes`` is set, so the loss
+needs no labels of its own.
 """
 
 from __future__ import annotations
