@@ -393,6 +393,14 @@ class Trainer:
         self.step += 1
         return loss.detach(), terms
 
+    def train_step(self) -> dict[str, Tensor]:
+        """One iteration of Algorithm 1: ``n_critic`` discriminator updates, then one generator
+        update. Returns the losses and penalty terms as device tensors (no host sync)."""
+        for _ in range(self.config.train.n_critic):
+            d_loss, d_terms = self._d_step()
+        g_loss, g_terms = self._g_step()
+        return {"loss_d": d_loss, "loss_g": g_loss, **d_terms, **g_terms}
+
     # -- outputs --------------------------------------------------------------------------------
 
     @property
@@ -534,10 +542,7 @@ class Trainer:
         last: Path | None = None
         try:
             while self.step < c.train.steps and self._stop_signal is None:
-                for _ in range(c.train.n_critic):
-                    d_loss, d_terms = self._d_step()
-                g_loss, g_terms = self._g_step()
-                for key, value in (("loss_d", d_loss), ("loss_g", g_loss), *d_terms.items(), *g_terms.items()):
+                for key, value in self.train_step().items():
                     sums[key] = sums[key] + value if key in sums else value
                 count += 1
                 step = self.step
