@@ -1,0 +1,1 @@
+"""Evaluation of trained generators: the eval command and training callback, and run reports."""
