@@ -51,7 +51,6 @@ def cifar_subset(tmp_path: Path, per_class: int = 4) -> Path:
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_two_steps_on_cpu(recipe: str, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     path = REPO / "configs" / f"{recipe}.toml"
     extra = []
     if "mnist" in recipe:
@@ -75,7 +74,6 @@ def test_recipe_trains_two_steps_on_cpu(recipe: str, tmp_path: Path) -> None:
 def test_cdcgan_samples_the_asked_class_from_the_cli(tmp_path: Path) -> None:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip("real MNIST is not available")
-    torch.set_num_threads(1)
     config = load_config(REPO / "configs" / "cdcgan-mnist.toml",
                          [*COMMON, *NARROW["cdcgan"], f"data.root={SHARED_DATA / 'mnist'}", "data.limit=64"])
     Trainer(config, tmp_path / "run").fit()
