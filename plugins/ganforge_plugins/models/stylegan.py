@@ -60,7 +60,9 @@ NOISE_MODES = ("random", "const", "none")
 
 
 def _psi(instance: object, attribute: attrs.Attribute, value: float) -> None:  # type: ignore[type-arg]
-    check_psi(value, name=attribute.name)
+    lo, hi = PSI_RANGE
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"'{attribute.name}' must be in [{lo}, {hi}] (1 = no truncation) (got {value!r})")
 
 
 def _taps(instance: object, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:  # type: ignore[type-arg]
