@@ -440,3 +440,45 @@ def attrs_frozen(cls: type) -> type:
     import attrs
 
     return attrs.frozen(cls)
+
+
+# -- composition with the architectures of the other issues, through config alone ---------------
+
+ARCHITECTURES = {  # discriminator -> (generator, tiny overrides)
+    "dcgan": ("dcgan", ["discriminator.base_channels=8"]),
+    "patchgan": ("dcgan", ["discriminator.base_channels=8"]),
+    "cdcgan": ("cdcgan", ["discriminator.base_channels=8"]),
+    "mlp": ("dcgan", ["discriminator.pack=2"]),
+    "pggan": ("dcgan", []),
+    "stylegan": ("dcgan", []),
+}
+COMBINATIONS = [
+    ("wgan", '[{name = "wgan-gp", variant = "one-sided"}, {name = "drift"}]'),
+    ("hinge", '[{name = "r1", every = 2}, {name = "r2"}]'),
+    ("lsgan", '[{name = "wgan-gp", variant = "zero-centred"}]'),
+    ("wgan", '[{name = "weight-clipping"}]'),
+]
+
+
+@pytest.mark.parametrize("discriminator", [
+    pytest.param(name, marks=[pytest.mark.slow] if name in ("pggan", "stylegan") else []) for name in ARCHITECTURES
+])
+def test_losses_and_regularizers_compose_with_every_architecture(discriminator: str, tmp_path: Path) -> None:
+    manager = get_plugin_manager()
+    if discriminator not in manager.registries["discriminator"]:
+        pytest.skip(f"discriminator {discriminator!r} is not installed")
+    generator, overrides = ARCHITECTURES[discriminator]
+    for i, (loss, regularizers) in enumerate(COMBINATIONS):
+        config = load_config(None, [
+            *TINY, "train.steps=2", "train.batch_size=8", "train.n_critic=2", f"generator.name={generator}",
+            "generator.base_channels=8", f"discriminator.name={discriminator}", *overrides, f"loss.name={loss}",
+            f"regularizers={regularizers}",
+        ])
+        trainer = Trainer(config, tmp_path / str(i))
+        trainer.fit()
+        records = [json.loads(line) for line in (tmp_path / str(i) / "metrics.jsonl").read_text().splitlines()]
+        assert len(records) == 2 and all(math.isfinite(v) for r in records for v in r.values())
+        if "weight-clipping" in regularizers:
+            assert all(p.abs().max() <= 0.01 for p in trainer.discriminator.parameters())
+        else:
+            assert any(k.endswith("Penalty") for k in records[0])
