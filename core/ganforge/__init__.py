@@ -19,7 +19,7 @@ from .errors import (
 )
 from .hookspecs import Register, hookimpl
 from .images import save_array, save_samples, to_unit
-from .manager import PluginManager, get_plugin_manager
+from .manager import PluginManager, get_plugin_manager, set_plugin_manager
 from .protocols import (
     AttributeScorer,
     AuxiliaryClassifier,
@@ -33,6 +33,7 @@ from .protocols import (
     FeatureExtractor,
     Generator,
     LatentSpace,
+    Logger,
     Loss,
     Metric,
     Penalty,
@@ -68,6 +69,7 @@ __all__ = [
     "GanforgeError",
     "Generator",
     "LatentSpace",
+    "Logger",
     "Loss",
     "Metric",
     "OutputError",
@@ -100,6 +102,7 @@ __all__ = [
     "resolve_device",
     "save_array",
     "save_samples",
+    "set_plugin_manager",
     "structure_as",
     "to_unit",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import tomllib
@@ -38,6 +39,8 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     where = train.add_mutually_exclusive_group()
     where.add_argument("--out", help="run directory to create (default: runs/<data>-<generator>-<time>)")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    train.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="start a new run from another run's weights only (optimisers and counters start fresh)")
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint")
     sample.add_argument("checkpoint", help="run directory or checkpoint directory")
@@ -85,22 +88,33 @@ def _default_out(config: RunConfig) -> Path:
 
 def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
     if args.resume:
+        if args.init_from:
+            raise ConfigError("--resume and --init-from exclude each other: --resume continues a run exactly, "
+                              "--init-from starts a new run from weights only")
         run_dir = Path(args.resume)
         checkpoint = load_checkpoint(run_dir)
         config = structure(
             _merge_overrides(tomllib.loads(checkpoint.config_toml), args.overrides), manager,
             source=f"config of {checkpoint.path}",
         )
-        prepare_run_dir(run_dir, resume=True)
         trainer = Trainer(config, run_dir, manager=manager)
         trainer.load_training_state(checkpoint)
-        print(f"resuming {run_dir} from step {trainer.step}", file=sys.stderr)
+        if trainer.dist.is_writer:
+            prepare_run_dir(run_dir, resume=True)
+            print(f"resuming {run_dir} from step {trainer.step}", file=sys.stderr)
     else:
         config = load_config(args.config, args.overrides, manager)
+        if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("--out: a distributed run needs an explicit run directory shared by all ranks")
         out = Path(args.out) if args.out else _default_out(config)
+        source = load_checkpoint(args.init_from) if args.init_from else None
         trainer = Trainer(config, out, manager=manager)  # builds data and networks: fails before any write
-        prepare_run_dir(out)
-        print(f"training {config.generator.name} on {config.data.name} -> {out}", file=sys.stderr)
+        if source is not None:
+            trainer.load_weights_from(source)
+        if trainer.dist.is_writer:
+            prepare_run_dir(out)
+            origin = f" from the weights of {source.path}" if source is not None else ""
+            print(f"training {config.generator.name} on {config.data.name}{origin} -> {out}", file=sys.stderr)
     last = trainer.fit()
     print(f"done: {trainer.step} steps, {trainer.images_seen} images; checkpoint {last}", file=sys.stderr)
     return 0

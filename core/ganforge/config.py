@@ -87,6 +87,11 @@ class CallbackChoice(Choice):
     family = "callback"
 
 
+@attrs.frozen(kw_only=True)
+class LoggerChoice(Choice):
+    family = "logger"
+
+
 # -- engine settings ----------------------------------------------------------------------------
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -135,6 +140,13 @@ class TrainConfig:
     ema_half_life: float = attrs.field(default=10_000.0, validator=v.ge(0.0))
     ema_rampup: float = attrs.field(default=0.05, validator=v.ge(0.0))
     device: str = attrs.field(default="auto", validator=_device)
+    # "bf16" autocasts the forward passes; "fp16" also scales each network's loss (one GradScaler each)
+    precision: str = attrs.field(default="fp32", validator=v.in_(("fp32", "bf16", "fp16")))
+    compile: bool = False  # torch.compile the generator and the discriminator
+    # a non-finite loss or gradient: "stop" names the loss and step (checked without a per-step host
+    # sync) and writes no checkpoint from then on; "skip" drops that update and counts it
+    nonfinite: str = attrs.field(default="stop", validator=v.in_(("stop", "skip")))
+    deterministic: bool = False  # torch.use_deterministic_algorithms, for bit-exact resume on GPU
 
 
 @attrs.frozen(kw_only=True)
@@ -147,6 +159,7 @@ class OutputConfig:
     keep_last: int = attrs.field(default=3, validator=v.ge(0))  # 0 keeps every checkpoint
     preview_samples: int = attrs.field(default=64, validator=[v.ge(1), v.le(1024)])
     progress: bool = True
+    loggers: tuple[LoggerChoice, ...] = ()  # extra logging backends besides metrics.jsonl (TensorBoard)
 
 
 @attrs.frozen(kw_only=True)

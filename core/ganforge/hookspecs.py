@@ -100,3 +100,9 @@ def ganforge_register_metrics(register: Register) -> None:
 def ganforge_register_scorers(register: Register) -> None:
     """Register attribute scorers that editors consume: ``factory(config) -> AttributeScorer``
     (see :class:`ganforge.AttributeScorer`)."""
+
+
+@hookspec
+def ganforge_register_loggers(register: Register) -> None:
+    """Register logging backends: ``factory(config, run_dir: Path) -> Logger`` (see
+    :class:`ganforge.Logger`). ``metrics.jsonl`` is always written; loggers are extra."""

@@ -35,6 +35,14 @@ def scatter_image(points: Tensor, size: int = 256, extent: float | None = None) 
     return img
 
 
+def preview_picture(samples: Tensor, *, nrow: int = 8) -> Tensor:
+    """``[3, H, W]`` in ``[0, 1]``: images in a grid, or 2-D vectors as a scatter plot."""
+    if samples.dim() != 4:
+        return scatter_image(samples)
+    grid: Tensor = torchvision.utils.make_grid(to_unit(samples).cpu(), nrow=nrow, padding=2)
+    return grid
+
+
 def save_samples(samples: Tensor, path: str | Path, *, nrow: int = 8) -> None:
     """Write ``[N, C, H, W]`` images in ``[-1, 1]`` as a PNG grid, or 2-D vectors as a scatter plot."""
     path = Path(path)

@@ -31,6 +31,7 @@ __all__ = [
     "FeatureExtractor",
     "Generator",
     "LatentSpace",
+    "Logger",
     "Loss",
     "Metric",
     "Penalty",
@@ -375,3 +376,18 @@ class AttributeScorer(Protocol):
     attributes: Sequence[str]
 
     def score(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """A logging backend (TensorBoard, ...). Built as ``factory(config, run_dir)`` on the process
+    that writes files (rank 0). ``scalars`` receives every record written to ``metrics.jsonl``;
+    ``images(step, name, grid)`` each preview grid ``[3, H, W]`` in ``[0, 1]``. An exception from a
+    logger is reported once and the logger dropped: an optional logger never stops training.
+    """
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None: ...
+
+    def images(self, step: int, name: str, grid: Tensor) -> None: ...
+
+    def close(self) -> None: ...

@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "feature-extractor": "ganforge_register_feature_extractors",
     "metric": "ganforge_register_metrics",
     "scorer": "ganforge_register_scorers",
+    "logger": "ganforge_register_loggers",
 }
 """Component family -> the hook through which plugins fill its registry."""
 

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from . import checkpoint as ckpt
 from .config import OptimizerConfig, RunConfig, to_toml
+from .distributed import DistributedContext
 from .errors import CheckpointError, ConfigError, GanforgeError, OutputError
 from .manager import PluginManager, get_plugin_manager
 from .protocols import Callback, Constraint, Dataset, DataSpec, LatentSpace, Loss, Penalty, PenaltyContext, Sampler
@@ -235,14 +236,33 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> None:
 
 
 class Trainer:
-    """Trains one generator against one discriminator as the config says."""
+    """Trains one generator against one discriminator as the config says.
+
+    One iteration (:meth:`train_step`) is Algorithm 1 of Goodfellow et al. 2014: ``n_critic``
+    discriminator updates, then one generator update; each update is split into its main loss,
+    its penalties (lazily, every ``k`` updates) and its constraints, as NVlabs' StyleGAN2 loop
+    splits phases. Nothing is read back to the host on this path except under
+    ``train.nonfinite = "skip"`` (one flag per update, as a GradScaler does).
+    """
 
     def __init__(self, config: RunConfig, out: str | Path, *, manager: PluginManager | None = None) -> None:
         self.config = config
         self.out = Path(out)
         self.manager = manager = manager or get_plugin_manager()
-        self.device = resolve_device(config.train.device)
-        torch.manual_seed(config.train.seed)
+        t = config.train
+        self.device = resolve_device(t.device)
+        self.dist = DistributedContext.from_environment(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        if self.dist.enabled and t.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"train.batch_size: {t.batch_size} is the global batch and must divide evenly over "
+                f"{self.dist.world_size} processes"
+            )
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(t.seed)
 
         self.dataset = build_dataset(config, manager)
         spec = self.dataset.spec
@@ -285,13 +305,32 @@ class Trainer:
         self.opt_g = make_optimizer(self.generator.parameters(), config.optim.g)
         self.opt_d = make_optimizer(self.discriminator.parameters(), config.optim.d)
         self.g_params = [p for p in self.generator.parameters() if p.requires_grad]
-        t = config.train
+        self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.ema = GeneratorEMA(self.generator, t.ema_half_life, t.ema_rampup) if t.ema_half_life > 0 else None
 
-        seed = config.train.seed
-        self.data = BatchStream(
-            self.dataset, config.train.batch_size, self.device, torch.Generator().manual_seed(seed)
-        )
+        # What runs the forward passes: DDP across ranks, then torch.compile. Penalties and
+        # constraints get the plain modules (double backward goes through neither wrapper).
+        self.g_train: nn.Module = self.generator
+        self.d_train: nn.Module = self.discriminator
+        self.d_for_g: nn.Module = self.discriminator  # D inside the G update: no DDP, its grads are not taken
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DDP(self.generator, device_ids=ids)
+            self.d_train = DDP(self.discriminator, device_ids=ids)
+        if t.compile:
+            self.g_train = torch.compile(self.g_train)  # type: ignore[assignment]
+            self.d_train = torch.compile(self.d_train)  # type: ignore[assignment]
+            self.d_for_g = torch.compile(self.discriminator)  # type: ignore[assignment]
+
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
+        scaling = t.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=scaling)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=scaling)
+
+        seed = t.seed
+        self.data = BatchStream(self.dataset, t.batch_size, self.device, torch.Generator().manual_seed(seed))
         self.latent_rng = torch.Generator(self.device).manual_seed(seed + 1)
         preview_rng = torch.Generator(self.device).manual_seed(seed + 2)
         n_preview = config.output.preview_samples
@@ -300,8 +339,13 @@ class Trainer:
 
         self.step = 0  # generator updates done
         self.d_updates = 0
-        self.images_seen = 0
+        self.images_seen = 0  # real images drawn by discriminator updates, over all ranks
+        self.skipped = 0  # updates dropped for a non-finite loss or gradient (nonfinite = "skip")
+        # first step at which each loss was non-finite, -1 while finite: watched on the device
+        self._first_nonfinite = {k: torch.full((), -1, dtype=torch.long, device=self.device)
+                                 for k in ("loss_d", "loss_g")}
         self._stop_signal: int | None = None
+        self.loggers: list[Any] = []
 
     def _preview_labels(self, n: int) -> Tensor | None:
         if not self.g_conditional:
@@ -312,84 +356,116 @@ class Trainer:
     # -- one update of each player --------------------------------------------------------------
 
     def _latents(self, n: int) -> Tensor:
-        return self.sampler.sample(n, self.space, device=self.device, generator=self.latent_rng)
+        """This rank's share of ``n`` latents drawn for the global batch."""
+        return self.dist.shard(self.sampler.sample(n, self.space, device=self.device, generator=self.latent_rng))
+
+    def _batch(self) -> tuple[Tensor, Tensor | None]:
+        real, labels = self.data.next()
+        return self.dist.shard(real), (self.dist.shard(labels) if labels is not None else None)
 
     def _advance_schedule(self) -> None:
         for set_progress in self.progressive:
             set_progress(self.images_seen)
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _watch(self, key: str, loss: Tensor) -> None:
+        first = self._first_nonfinite[key]
+        first.copy_(torch.where((first < 0) & ~torch.isfinite(loss.detach()), self.step, first))
+
+    def _apply(self, key: str, loss: Tensor, params: Sequence[Tensor], opt: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler) -> None:
+        """Backward, then the optimiser step unless the policy drops a non-finite update."""
+        opt.zero_grad(set_to_none=True)
+        # only this network's gradients: the G update leaves D's untouched (and saves its backward)
+        scaler.scale(loss).backward(inputs=list(params))  # type: ignore[no-untyped-call]
+        if self.config.train.nonfinite == "skip":
+            grads = [p.grad for p in params if p.grad is not None]
+            finite = torch.isfinite(loss.detach())
+            if grads:
+                finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+            if not bool(finite):  # one host sync per update, only under this policy
+                opt.zero_grad(set_to_none=True)
+                self.skipped += 1
+                return
+        else:
+            self._watch(key, loss)
+        scaler.step(opt)
+        scaler.update()
+
     def _d_step(self) -> tuple[Tensor, dict[str, Tensor]]:
         self._advance_schedule()
-        G, D = self.generator, self.discriminator
-        real, labels = self.data.next()
-        n = real.shape[0]
-        z = self._latents(n)
+        G, D = self.g_train, self.d_train
+        real, labels = self._batch()
+        n_global = self.config.train.batch_size
+        z = self._latents(n_global)
         g_labels = labels if self.g_conditional else None
         d_labels = labels if self.d_conditional else None
-        with torch.no_grad():
-            fake = G(z, g_labels)
-        real_logits = D(real, d_labels)
-        fake_logits = D(fake, d_labels)
-        loss = self.loss.discriminator_loss(real_logits, fake_logits)
+        with self._autocast():
+            with torch.no_grad():
+                fake = G(z, g_labels)
+            real_logits = D(real, d_labels)
+            fake_logits = D(fake, d_labels)
+            loss = self.loss.discriminator_loss(real_logits, fake_logits)
         terms: dict[str, Tensor] = {}
         if self.penalties["discriminator"]:
             ctx = PenaltyContext(
-                generator=G, discriminator=D, real=real, fake=fake, labels=d_labels, fake_labels=d_labels,
-                latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.d_updates,
+                generator=self.generator, discriminator=self.discriminator, real=real, fake=fake, labels=d_labels,
+                fake_labels=d_labels, latents=z, real_logits=real_logits, fake_logits=fake_logits,
+                step=self.d_updates,
             )
             for pen in self.penalties["discriminator"]:
                 if self.d_updates % pen.every == 0:
-                    value = pen.penalty(ctx)
+                    with self._autocast():
+                        value = pen.penalty(ctx)
                     terms[type(pen).__name__] = value.detach()
                     loss = loss + pen.every * value
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        self.opt_d.step()
+        self._apply("loss_d", loss, self.d_params, self.opt_d, self.scaler_d)
         for con in self.constraints["discriminator"]:
-            con.constrain(D)
+            con.constrain(self.discriminator)
         self.d_updates += 1
-        self.images_seen += n
+        self.images_seen += n_global
         return loss.detach(), terms
 
     def _g_step(self) -> tuple[Tensor, dict[str, Tensor]]:
         self._advance_schedule()
-        G, D = self.generator, self.discriminator
-        n = self.config.train.batch_size
+        G, D = self.g_train, self.d_for_g
+        n_global = self.config.train.batch_size
         labels = None
         if self.g_conditional or self.d_conditional:
-            _, labels = self.data.next()  # fake labels follow the data's class frequencies
+            _, labels = self._batch()  # fake labels follow the data's class frequencies
         g_labels = labels if self.g_conditional else None
         d_labels = labels if self.d_conditional else None
-        z = self._latents(n)
-        fake = G(z, g_labels)
-        fake_logits = D(fake, d_labels)
+        z = self._latents(n_global)
         real_logits = None
         real = None
-        if self.loss.generator_needs_real or self.penalties["generator"]:
-            real, _ = self.data.next()
-            if self.loss.generator_needs_real:
-                real_logits = D(real, d_labels)
-        loss = self.loss.generator_loss(fake_logits, real_logits)
+        with self._autocast():
+            fake = G(z, g_labels)
+            fake_logits = D(fake, d_labels)
+            if self.loss.generator_needs_real or self.penalties["generator"]:
+                real, _ = self._batch()
+                if self.loss.generator_needs_real:
+                    real_logits = D(real, d_labels)
+            loss = self.loss.generator_loss(fake_logits, real_logits)
         terms: dict[str, Tensor] = {}
         if self.penalties["generator"]:
             assert real is not None
             ctx = PenaltyContext(
-                generator=G, discriminator=D, real=real, fake=fake, labels=d_labels, fake_labels=d_labels,
-                latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.step,
+                generator=self.generator, discriminator=self.discriminator, real=real, fake=fake, labels=d_labels,
+                fake_labels=d_labels, latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.step,
             )
             for pen in self.penalties["generator"]:
                 if self.step % pen.every == 0:
-                    value = pen.penalty(ctx)
+                    with self._autocast():
+                        value = pen.penalty(ctx)
                     terms[type(pen).__name__] = value.detach()
                     loss = loss + pen.every * value
-        self.opt_g.zero_grad(set_to_none=True)
-        # Only the generator's gradients are needed; skipping D's saves a third of the backward.
-        loss.backward(inputs=self.g_params)  # type: ignore[no-untyped-call]
-        self.opt_g.step()
+        self._apply("loss_g", loss, self.g_params, self.opt_g, self.scaler_g)
         for con in self.constraints["generator"]:
-            con.constrain(G)
+            con.constrain(self.generator)
         if self.ema is not None:
-            self.ema.update(n, self.images_seen)
+            self.ema.update(n_global, self.images_seen)
         self.step += 1
         return loss.detach(), terms
 
@@ -401,6 +477,20 @@ class Trainer:
         g_loss, g_terms = self._g_step()
         return {"loss_d": d_loss, "loss_g": g_loss, **d_terms, **g_terms}
 
+    def check_finite(self, last: Path | None) -> None:
+        """Under the ``stop`` policy, raise naming the first non-finite loss and its step (a host sync)."""
+        if self.config.train.nonfinite != "stop":
+            return
+        firsts = {k: int(v) for k, v in self._first_nonfinite.items()}
+        bad = {k: s for k, s in firsts.items() if s >= 0}
+        if self.dist.any(bool(bad), self.device) and bad:
+            key, step = min(bad.items(), key=lambda kv: kv[1])
+            raise GanforgeError(
+                f"{key} became non-finite at step {step + 1} (train.nonfinite = \"stop\"); the last good "
+                f"checkpoint is {last or 'not written yet'} and nothing was written after it. Lower the "
+                "learning rates, add a regularizer, or set train.nonfinite = \"skip\" to drop such updates."
+            )
+
     # -- outputs --------------------------------------------------------------------------------
 
     @property
@@ -411,7 +501,7 @@ class Trainer:
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator) -> Tensor:
         """``n`` samples from the sampling generator, latents drawn with ``generator`` (see
-        :class:`ganforge.TrainingRun`); labels cycle through the classes for a conditional model."""
+        :class:`ganforge.TrainingRun`); labels are drawn uniformly for a conditional model."""
         g = self.sampling_generator
         was_training = g.training
         g.eval()
@@ -437,6 +527,7 @@ class Trainer:
         if record:
             record = {"step": self.step, "images_seen": self.images_seen, **record, "time": time.time()}
             log.write(record)
+            self._log_scalars(record)
             if progress.enabled:
                 progress.message(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in record.items() if k != "time"))
@@ -454,10 +545,14 @@ class Trainer:
         return out
 
     def save_preview(self) -> Path:
-        from .images import save_samples
+        from .images import preview_picture, save_samples
 
+        samples = self.preview()
         path = self.out / "samples" / f"{ckpt.step_name(self.step)}.png"
-        save_samples(self.preview(), path, nrow=self._grid_columns())
+        save_samples(samples, path, nrow=self._grid_columns())
+        if self.loggers:
+            picture = preview_picture(samples, nrow=self._grid_columns())
+            self._each_logger(lambda lg: lg.images(self.step, "samples", picture))
         return path
 
     def _grid_columns(self) -> int:
@@ -472,20 +567,31 @@ class Trainer:
         return nets
 
     def training_state(self) -> dict[str, Any]:
+        """Everything besides the weights that an exact resume needs (a collective when distributed)."""
+        rank_rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rank_rng["cuda"] = torch.cuda.get_rng_state(self.device)
         state: dict[str, Any] = {
             "step": self.step,
             "d_updates": self.d_updates,
             "images_seen": self.images_seen,
+            "skipped": self.skipped,
             "optim_g": self.opt_g.state_dict(),
             "optim_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
             "data": self.data.state_dict(),
             "rng_latent": self.latent_rng.get_state(),
-            "rng_torch": torch.get_rng_state(),
+            "rng_ranks": self.dist.gather(rank_rng),  # every rank's own generators (dropout, noise inputs)
             "preview_latents": self.preview_latents.cpu(),
         }
-        if self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
+
+    def load_weights_from(self, checkpoint: ckpt.Checkpoint) -> None:
+        """Weights only (``--init-from``): a new run that starts from another run's networks."""
+        for name, net in self.networks().items():
+            source = name if name in checkpoint.weights else "generator" if name == "generator_ema" else name
+            ckpt.load_weights(net, checkpoint, source)
 
     def load_training_state(self, checkpoint: ckpt.Checkpoint) -> None:
         """Continue exactly where ``checkpoint`` left off (weights, optimisers, RNGs, data order)."""
@@ -494,21 +600,32 @@ class Trainer:
         state = checkpoint.state
         self.opt_g.load_state_dict(state["optim_g"])
         self.opt_d.load_state_dict(state["optim_d"])
+        if "scaler_g" in state:
+            self.scaler_g.load_state_dict(state["scaler_g"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
         self.data.load_state_dict(state["data"])
         self.latent_rng.set_state(state["rng_latent"].to("cpu"))
-        torch.set_rng_state(state["rng_torch"].to("cpu"))
-        if "rng_cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"].to("cpu"), self.device)
+        ranks = state.get("rng_ranks") or [{"torch": state["rng_torch"]}]
+        mine = ranks[self.dist.rank] if self.dist.rank < len(ranks) else ranks[0]
+        torch.set_rng_state(mine["torch"].to("cpu"))
+        if "cuda" in mine and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"].to("cpu"), self.device)
         self.preview_latents = state["preview_latents"].to(self.device)
         self.step = int(state["step"])
         self.d_updates = int(state["d_updates"])
         self.images_seen = int(state["images_seen"])
+        self.skipped = int(state.get("skipped", 0))
 
     def save_checkpoint(self) -> Path:
         c = self.config
         spec = self.dataset.spec
+        state = self.training_state()  # on every rank: it gathers their RNG states
+        final = self.out / "checkpoints" / ckpt.step_name(self.step)
+        if not self.dist.is_writer:
+            return final
         meta = {
             "images_seen": self.images_seen,
+            "world_size": self.dist.world_size,
             "data_spec": {
                 "shape": list(spec.shape), "num_classes": spec.num_classes, "class_names": list(spec.class_names),
             },
@@ -518,73 +635,126 @@ class Trainer:
             },
         }
         return ckpt.save_checkpoint(
-            self.out / "checkpoints", self.step, networks=self.networks(), state=self.training_state(),
+            self.out / "checkpoints", self.step, networks=self.networks(), state=state,
             meta=meta, config_toml=to_toml(c, self.manager), keep_last=c.output.keep_last,
         )
+
+    # -- logging backends -----------------------------------------------------------------------
+
+    def _open_loggers(self) -> None:
+        for i, choice in enumerate(self.config.output.loggers):
+            try:
+                self.loggers.append(self.manager.get("logger", choice.name).factory(choice.params, run_dir=self.out))
+            except GanforgeError:
+                raise
+            except Exception as exc:  # an optional logger never stops training
+                self._logger_failed(f"output.loggers[{i}] {choice.name!r}", exc)
+
+    def _each_logger(self, call: Callable[[Any], None]) -> None:
+        for lg in list(self.loggers):
+            try:
+                call(lg)
+            except Exception as exc:
+                self.loggers.remove(lg)
+                self._logger_failed(type(lg).__name__, exc)
+
+    def _log_scalars(self, record: dict[str, Any]) -> None:
+        if self.loggers:
+            values = {k: float(v) for k, v in record.items()
+                      if k not in ("step", "time") and isinstance(v, int | float)}
+            self._each_logger(lambda lg: lg.scalars(self.step, values))
+
+    @staticmethod
+    def _logger_failed(which: str, exc: BaseException) -> None:
+        print(f"ganforge: warning: logger {which} failed and is dropped; training goes on "
+              f"({type(exc).__name__}: {exc})", file=sys.stderr)
 
     # -- the loop -------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop_signal = signum
 
+    def _peak_memory_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
     def fit(self) -> Path:
         """Train to ``train.steps``; returns the last checkpoint. SIGINT/SIGTERM stop the run at
-        the next step boundary after writing a checkpoint."""
+        the next step boundary (the next logging step when distributed, where the ranks agree)
+        after writing a checkpoint."""
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
-        log = MetricsLog(self.out / "metrics.jsonl")
-        progress = Progress(c.train.steps, enabled=c.output.progress)
+        writer = self.dist.is_writer
+        if writer:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
+            self._open_loggers()
+        log = MetricsLog(self.out / "metrics.jsonl" if writer else None)
+        progress = Progress(c.train.steps, enabled=c.output.progress and writer)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         sums: dict[str, Tensor] = {}
         count = 0
         t0, images0 = time.perf_counter(), self.images_seen
         last: Path | None = None
+        stop = False
         try:
-            while self.step < c.train.steps and self._stop_signal is None:
+            while self.step < c.train.steps and not stop:
                 for key, value in self.train_step().items():
                     sums[key] = sums[key] + value if key in sums else value
                 count += 1
                 step = self.step
-                if step % c.output.log_every == 0 or step == c.train.steps:
+                logging_step = step % c.output.log_every == 0 or step == c.train.steps
+                if logging_step:
+                    self.check_finite(last)
                     elapsed = time.perf_counter() - t0
+                    ips = (self.images_seen - images0) / max(elapsed, 1e-9)
                     record: dict[str, Any] = {
                         "step": step,
                         "images_seen": self.images_seen,
                         **{k: v.item() / count for k, v in sums.items()},  # the one host sync
-                        "images_per_sec": (self.images_seen - images0) / max(elapsed, 1e-9),
+                        "images_per_sec": ips,
+                        "sec_per_kimg": 1000.0 / max(ips, 1e-9),
+                        "peak_mem_mb": self._peak_memory_mb(),
                         "time": time.time(),
                     }
-                    for key in ("loss_d", "loss_g"):
-                        if not math.isfinite(record[key]):
-                            raise GanforgeError(
-                                f"{key} became non-finite ({record[key]}) by step {step}; the last good "
-                                f"checkpoint is {last or 'not written yet'}. Lower the learning rates or add a "
-                                "regularizer."
-                            )
+                    if c.train.nonfinite == "skip":
+                        record["skipped_updates"] = self.skipped
                     log.write(record)
+                    self._log_scalars(record)
                     progress.update(record)
                     sums, count = {}, 0
                     t0, images0 = time.perf_counter(), self.images_seen
-                if step % c.output.sample_every == 0:
+                if writer and step % c.output.sample_every == 0:
                     self.save_preview()
-                if self.callbacks:
+                if writer and self.callbacks:
                     self.run_callbacks(log, progress)
                 if step % c.output.checkpoint_every == 0:
+                    self.check_finite(last)
                     last = self.save_checkpoint()
-            if self._stop_signal is not None:
-                progress.message(f"stopping on signal {signal.Signals(self._stop_signal).name} at step {self.step}")
-            if self.step % c.output.sample_every != 0:
+                # ranks agree on stopping where they already meet, so that none waits forever
+                if not self.dist.enabled:
+                    stop = self._stop_signal is not None
+                elif logging_step:
+                    stop = self.dist.any(self._stop_signal is not None, self.device)
+            if self._stop_signal is not None or stop:
+                name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal on another rank"
+                progress.message(f"stopping on signal {name} at step {self.step}")
+            self.check_finite(last)
+            if writer and self.step % c.output.sample_every != 0:
                 self.save_preview()
-            if self.callbacks and any(self.step % cb.every != 0 for cb in self.callbacks):
+            if writer and self.callbacks and any(self.step % cb.every != 0 for cb in self.callbacks):
                 self.run_callbacks(log, progress, final=True)
             if last is None or last.name != ckpt.step_name(self.step):
                 last = self.save_checkpoint()
+            self.dist.barrier()
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             progress.close()
             log.close()
+            self._each_logger(lambda lg: lg.close())
         return last
 
 
@@ -594,15 +764,17 @@ class Trainer:
 class MetricsLog:
     """Appends one JSON object per line; a line is flushed whole, so a crash loses no logged step."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("a", encoding="utf-8")
+    def __init__(self, path: Path | None) -> None:
+        self._file = path.open("a", encoding="utf-8") if path is not None else None  # None: not rank 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class Progress:
