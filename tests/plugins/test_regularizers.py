@@ -482,3 +482,13 @@ def test_losses_and_regularizers_compose_with_every_architecture(discriminator: 
             assert all(p.abs().max() <= 0.01 for p in trainer.discriminator.parameters())
         else:
             assert any(k.endswith("Penalty") for k in records[0])
+
+
+def test_every_penalty_trains_under_the_trainers_bfloat16_autocast(tmp_path: Path) -> None:
+    regs = ", ".join(f'{{name = "{n}"}}' for n in PENALTIES)
+    config = load_config(None, [*TINY, "train.precision=bf16", "loss.name=wgan", "train.n_critic=2",
+                                f"regularizers=[{regs}]"])
+    Trainer(config, tmp_path).fit()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    keys = {"WGANGradientPenalty", "R1Penalty", "R2Penalty", "DriftPenalty"}
+    assert all(keys <= r.keys() and all(math.isfinite(r[k]) and r[k] > 0 for k in keys) for r in records)
