@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from ganforge import GanforgeError
 from ganforge_plugins.metrics.fid import (
     FIDConfig,
@@ -19,7 +18,7 @@ from ganforge_plugins.metrics.fid import (
 )
 from ganforge_plugins.metrics.inception_score import InceptionScore, ISConfig, inception_score
 from ganforge_plugins.metrics.kid import KernelInceptionDistance, KIDConfig
-from ganforge_plugins.metrics.precision_recall import PrecisionRecall, PRConfig
+from ganforge_plugins.metrics.precision_recall import PRConfig, PrecisionRecall
 
 
 def gaussian(n: int, mean: torch.Tensor, cov: torch.Tensor, seed: int) -> torch.Tensor:

@@ -280,19 +280,19 @@ class EvalCallback:
     """Evaluate the sampling generator every ``every`` steps (FID, KID by default) against the training data."""
 
     def __init__(self, config: EvalCallbackConfig, manager: Any = None) -> None:
+        from ganforge import get_plugin_manager
+
         self.config = config
         self.every = config.every
-        self._manager = manager
+        self._manager = manager or get_plugin_manager()
+        self.metrics = build_metrics(config.metrics, self._manager)
+        check_counts(self.metrics, generated=config.num_samples, real=config.real_samples)  # before training
         self._ready = False
 
     def _setup(self, run: Any) -> None:
-        from ganforge import get_plugin_manager
-
-        manager = self._manager or get_plugin_manager()
+        manager = self._manager
         c = self.config
         spec = run.dataset.spec
-        self.metrics = build_metrics(c.metrics, manager)
-        check_counts(self.metrics, generated=c.num_samples, real=c.real_samples)
         self.choice, self.extractor = build_extractor(c.extractor, manager, dataset_name=None, spec=spec,
                                                       device=run.device)
         check_extractor(self.metrics, self.choice.name, self.extractor, spec.shape)
