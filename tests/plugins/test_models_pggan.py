@@ -189,7 +189,7 @@ def test_phase_and_alpha_follow_the_schedule_and_live_in_the_state_dict() -> Non
 
 def test_without_growing_it_is_the_full_network_and_set_training_progress_is_a_no_op() -> None:
     g = PGGANGenerator(PGGANGeneratorConfig(latent_dim=8, channel_base=128, channel_max=16), SMALL)
-    assert list(g.to_rgb) == ["16"] and not hasattr(g, "phase")
+    assert list(g.to_rgb) == ["16"] and g.phase.item() == 2 and g.alpha.item() == 1.0
     g.set_training_progress(0)
     assert g.current_phase() == (2, 1.0)
     with pytest.raises(ConfigError, match="progressive = false"):

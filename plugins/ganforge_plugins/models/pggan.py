@@ -228,9 +228,9 @@ class Growing(nn.Module):
             raise ConfigError(f"{who}.start_resolution: {growth.start_resolution} is above the data resolution "
                               f"{resolution}")
         self.start_level = int(math.log2(growth.start_resolution)) - 2 if growth.progressive else self.levels - 1
-        if self.progressive:
-            self.register_buffer("phase", torch.tensor(self.start_level, dtype=torch.int64))
-            self.register_buffer("alpha", torch.tensor(1.0))
+        # also without growing (then fixed at the full network), so that checkpoints have one layout
+        self.register_buffer("phase", torch.tensor(self.start_level, dtype=torch.int64))
+        self.register_buffer("alpha", torch.tensor(1.0))
 
     def current_phase(self) -> tuple[int, float]:
         """``(level, alpha)`` now; reads the buffers (one host sync on a GPU)."""

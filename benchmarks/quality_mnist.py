@@ -1,0 +1,324 @@
+"""Sample quality of the architecture recipes on real MNIST (issue 4's GPU acceptance).
+
+For each of the conditional DCGAN (``configs/cdcgan-mnist.toml``), PGGAN grown 4 -> 32 with
+fade-ins (``configs/pggan-mnist.toml``) and StyleGAN (``configs/stylegan-mnist.toml``): train for
+at most ``--minutes`` (5) of wall-clock time, then draw ``--samples`` images from the averaged
+generator and label them with a classifier this script trains on real MNIST (padded to 32x32).
+
+Reported per model (targets from the issue):
+- ``confident``: fraction of samples the classifier labels with probability >= 0.9 (>= 0.85);
+- ``class_fractions``: per class, the fraction of all samples confidently labelled as that class
+  (every class >= 0.05);
+- ``conditional_accuracy`` (conditional DCGAN): fraction of samples classified as the class they
+  were generated for (>= 0.90).
+
+Method: the classifier (a small CNN, 3 epochs with random shifts) is trained first and its test
+accuracy and the ``confident`` fraction of real test digits are recorded as the ceiling (the run
+only passes with a valid judge: >= 98% test accuracy, >= 90% of real digits confident). Each model's
+training throughput is measured on a short calibration run of its full-resolution network; the step
+count is set to fill the budget, and a timer stops training at the budget in any case (SIGTERM, on
+which the engine checkpoints and stops at the next step). PGGAN's fade-in and stabilisation lengths
+are set from that throughput so that it reaches 32x32 at 60% of the budget. Seeds are fixed; the
+JSON holds device, torch and CUDA versions and the date; a 10x10 sample grid per model is saved
+beside it (for the conditional model, one column per class).
+
+    python benchmarks/quality_mnist.py                      # on the GPU: ~16 minutes, writes benchmarks/results/
+    python benchmarks/quality_mnist.py --quick --out /tmp/q # CPU smoke run: tiny networks, seconds per model
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ganforge import Trainer, load_config, save_samples
+from torch import Tensor, nn
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("cdcgan", "pggan", "stylegan")
+TARGETS = {"confident": 0.85, "min_class_fraction": 0.05, "conditional_accuracy": 0.90}
+THRESHOLD = 0.9
+# CPU smoke settings: tiny widths, 16 images per batch; the schedule and losses are the recipes'.
+QUICK = {
+    "cdcgan": ["generator.base_channels=8", "discriminator.base_channels=8"],
+    "pggan": [f"{net}.{k}" for net in ("generator", "discriminator") for k in ("channel_base=128", "channel_max=16")]
+    + ["generator.latent_dim=16"],
+    "stylegan": [f"{net}.{k}" for net in ("generator", "discriminator") for k in ("channel_base=128", "channel_max=16")]
+    + ["generator.latent_dim=16", "generator.w_dim=16"],
+}
+
+
+# -- the judge: an MNIST classifier ---------------------------------------------------------------
+
+
+class Classifier(nn.Module):
+    """conv32-conv32-pool-conv64-conv64-pool-fc128-fc10 with batch norm; ~99.3% on MNIST test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        self.net = nn.Sequential(
+            *block(1, 32), *block(32, 32), nn.MaxPool2d(2),  # 16x16
+            *block(32, 64), *block(64, 64), nn.MaxPool2d(2),  # 8x8
+            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Dropout(0.3), nn.Linear(128, 10),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def load_mnist(root: str, split: str, limit: int = 0) -> tuple[Tensor, Tensor]:
+    from ganforge import get_plugin_manager
+
+    component = get_plugin_manager().get("dataset", "mnist")
+    data = component.factory(component.config(root=root, split=split, resolution=32, fit="pad", limit=limit))
+    return data.images, data.labels
+
+
+def random_shift(x: Tensor, pixels: int, generator: torch.Generator) -> Tensor:
+    padded = F.pad(x, (pixels,) * 4, value=-1.0)
+    dy, dx = (int(v) for v in torch.randint(0, 2 * pixels + 1, (2,), generator=generator))
+    return padded[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
+
+
+def train_classifier(root: str, device: torch.device, *, epochs: int, limit: int) -> tuple[Classifier, dict[str, Any]]:
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    x, y = load_mnist(root, "train", limit)
+    xt, yt = load_mnist(root, "test", limit // 6 if limit else 0)
+    x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
+    model = Classifier().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    batch = 256
+    steps = epochs * math.ceil(len(x) / batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    rng = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=rng).to(device)
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            loss = F.cross_entropy(model(random_shift(x[idx], 2, rng)), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    probs = predict(model, xt)
+    info = {
+        "test_accuracy": float((probs.argmax(1) == yt).float().mean()),
+        "real_test_confident": float((probs.max(1).values >= THRESHOLD).float().mean()),
+        "epochs": epochs, "train_images": len(x), "test_images": len(xt), "seconds": time.perf_counter() - t0,
+    }
+    # a judge that is itself unsure of real digits cannot certify generated ones
+    info["valid"] = info["test_accuracy"] >= 0.98 and info["real_test_confident"] >= 0.9
+    return model, info
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
+    return torch.cat([F.softmax(model(x[i : i + batch]).float(), dim=1) for i in range(0, len(x), batch)])
+
+
+def judge(probs: Tensor, asked: Tensor | None) -> dict[str, Any]:
+    top, label = probs.max(dim=1)
+    confident = top >= THRESHOLD
+    class_fractions = [float((confident & (label == k)).float().mean()) for k in range(10)]
+    out: dict[str, Any] = {
+        "samples": len(probs),
+        "confident": float(confident.float().mean()),
+        "class_fractions": class_fractions,
+        "argmax_class_fractions": [float((label == k).float().mean()) for k in range(10)],
+        "min_class_fraction": min(class_fractions),
+    }
+    checks = {"confident": out["confident"] >= TARGETS["confident"],
+              "min_class_fraction": out["min_class_fraction"] >= TARGETS["min_class_fraction"]}
+    if asked is not None:
+        out["conditional_accuracy"] = float((label == asked).float().mean())
+        out["conditional_accuracy_per_class"] = [float((label[asked == k] == k).float().mean()) for k in range(10)]
+        checks["conditional_accuracy"] = out["conditional_accuracy"] >= TARGETS["conditional_accuracy"]
+    out["checks"] = checks
+    out["passed"] = all(checks.values())
+    return out
+
+
+# -- training under a time budget -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_after(seconds: float) -> Iterator[None]:
+    """SIGTERM this process after ``seconds``: the trainer checkpoints and stops at the next step."""
+    def alarm(*_: object) -> None:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):  # the trainer's handler
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_settings(device: torch.device, root: str, steps: int, extra: list[str]) -> list[str]:
+    return [f"data.root={root}", f"train.device={device.type}", f"train.steps={steps}", "output.progress=false",
+            f"output.log_every={max(1, steps // 20)}", f"output.sample_every={steps}",
+            f"output.checkpoint_every={steps}", *extra]
+
+
+def calibrate(recipe: Path, settings: list[str], steps: int, out: Path) -> float:
+    """Generator steps per second of the recipe's full-resolution network (growing off: the slowest phase)."""
+    overrides = [*settings, f"train.steps={steps}", f"output.sample_every={steps}", f"output.checkpoint_every={steps}"]
+    config = load_config(recipe, overrides)
+    if getattr(config.generator.params, "progressive", False):
+        config = load_config(recipe, [*overrides, "generator.progressive=false", "discriminator.progressive=false"])
+    trainer = Trainer(config, out)
+    sync(trainer.device)
+    t0 = time.perf_counter()
+    trainer.fit()
+    sync(trainer.device)
+    return steps / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_model(name: str, args: argparse.Namespace, device: torch.device,
+                work: Path) -> tuple[Trainer, dict[str, Any]]:
+    recipe = REPO / "configs" / f"{name}-mnist.toml"
+    extra = [*QUICK[name], "train.batch_size=16", "data.limit=2048"] if args.quick else []
+    base = run_settings(device, args.mnist, 1, extra)
+    budget = args.minutes * 60.0
+    rate = calibrate(recipe, base, args.calibration_steps, work / f"{name}-calibration")
+    steps = max(2, int(rate * budget * 0.97))
+    overrides = run_settings(device, args.mnist, steps, extra)
+    config = load_config(recipe, overrides)
+    batch = config.train.batch_size * config.train.n_critic
+    growth: dict[str, Any] = {}
+    if getattr(config.generator.params, "progressive", False):
+        # 6 segments (stabilise 4x4, then fade + stabilise 8, 16 and 32) in 60% of the run
+        segment = max(batch, int(0.6 * steps * batch / 6))
+        growth = {"fade_images": segment, "stabilize_images": segment}
+        overrides += [f"{net}.{k}={v}" for net in ("generator", "discriminator") for k, v in growth.items()]
+        config = load_config(recipe, overrides)
+    trainer = Trainer(config, work / name)
+    print(f"[{name}] {rate:.1f} steps/s calibrated; training {steps} steps ({budget:.0f} s budget)", file=sys.stderr)
+    sync(device)
+    t0 = time.perf_counter()
+    with stop_after(0.98 * budget):  # the last step and the final checkpoint finish inside the budget
+        trainer.fit()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    info = {
+        "recipe": str(recipe.relative_to(REPO)), "overrides": [o for o in overrides if not o.startswith("data.root")],
+        "train_seconds": seconds, "budget_seconds": budget, "steps": trainer.step, "planned_steps": steps,
+        "images_seen": trainer.images_seen, "images_per_second": trainer.images_seen / seconds,
+        "calibrated_steps_per_second": rate, **({"growth": growth} if growth else {}),
+    }
+    if hasattr(trainer.generator, "current_phase"):
+        level, alpha = trainer.generator.current_phase()
+        info["final_phase"] = {"resolution": 4 << level, "alpha": alpha}
+    return trainer, info
+
+
+@torch.no_grad()
+def generate(trainer: Trainer, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
+    g = trainer.sampling_generator.eval()
+    rng = torch.Generator(trainer.device).manual_seed(seed)
+    conditional = getattr(g, "num_classes", None) is not None
+    xs, asked = [], []
+    for i in range(0, n, 500):
+        m = min(500, n - i)
+        z = trainer.sampler.sample(m, trainer.space, device=trainer.device, generator=rng)
+        labels = (torch.arange(i, i + m, device=trainer.device) % 10) if conditional else None
+        xs.append(g(z, labels).float())
+        if labels is not None:
+            asked.append(labels)
+    return torch.cat(xs), (torch.cat(asked) if conditional else None)
+
+
+def grid(x: Tensor, asked: Tensor | None) -> Tensor:
+    """100 samples; for a conditional model, row r holds classes 0..9 (one column per class)."""
+    if asked is None:
+        return x[:100]
+    return torch.stack([x[asked == k][:10] for k in range(10)], dim=1).flatten(0, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per model")
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--classifier-epochs", type=int, default=3)
+    parser.add_argument("--calibration-steps", type=int, default=30)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--quick", action="store_true", help="CPU smoke run: tiny networks and data")
+    args = parser.parse_args(argv)
+    if args.quick and args.out == parser.get_default("out"):
+        parser.error("--quick results are not benchmark results: give --out a scratch directory")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    classifier, classifier_info = train_classifier(args.mnist, device, epochs=args.classifier_epochs,
+                                                   limit=2048 if args.quick else 0)
+    print(f"classifier: test accuracy {classifier_info['test_accuracy']:.4f}, real digits confident "
+          f"{classifier_info['real_test_confident']:.4f}", file=sys.stderr)
+    report: dict[str, Any] = {
+        "benchmark": "quality_mnist", "quick": args.quick, "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+        "kernels": os.environ.get("GANFORGE_KERNELS", "auto"), "threshold": THRESHOLD, "targets": TARGETS,
+        "classifier": classifier_info, "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="ganforge-quality-") as tmp:
+        for name in args.models:
+            trainer, info = train_model(name, args, device, Path(tmp))
+            x, asked = generate(trainer, args.samples, seed=1)
+            info.update(judge(predict(classifier, x), asked))
+            save_samples(grid(x, asked), out / f"quality_mnist_{name}.png", nrow=10)
+            info["grid"] = f"quality_mnist_{name}.png"
+            report["models"][name] = info
+            verdict = "PASS" if info["passed"] else "FAIL"
+            print(f"[{name}] {verdict}: confident {info['confident']:.3f}, min class {info['min_class_fraction']:.3f}"
+                  + (f", conditional {info['conditional_accuracy']:.3f}" if asked is not None else "")
+                  + f" after {info['steps']} steps / {info['train_seconds']:.0f} s", file=sys.stderr)
+            del trainer
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    report["passed"] = classifier_info["valid"] and all(m["passed"] for m in report["models"].values())
+    (out / "quality_mnist.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'quality_mnist.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

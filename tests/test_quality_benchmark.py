@@ -1,0 +1,42 @@
+"""The scoring of benchmarks/quality_mnist.py on hand-made classifier outputs (the benchmark
+itself needs a GPU; `python benchmarks/quality_mnist.py --quick --out DIR` smoke-runs it on a CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks import quality_mnist as q
+
+
+def one_hot_probs(labels: list[int], confidence: float) -> torch.Tensor:
+    p = torch.full((len(labels), 10), (1 - confidence) / 9)
+    p[torch.arange(len(labels)), torch.tensor(labels)] = confidence
+    return p
+
+
+def test_judge_counts_confident_samples_per_class_and_conditional_accuracy() -> None:
+    labels = [k % 10 for k in range(100)]
+    probs = torch.cat([one_hot_probs(labels[:90], 0.95), one_hot_probs(labels[90:], 0.5)])
+    asked = torch.tensor(labels)
+    asked[:5] = (asked[:5] + 1) % 10  # 5 samples of the wrong class
+    out = q.judge(probs, asked)
+    assert out["confident"] == pytest.approx(0.9)
+    assert out["class_fractions"] == pytest.approx([0.09] * 10) and out["min_class_fraction"] == pytest.approx(0.09)
+    assert out["conditional_accuracy"] == pytest.approx(0.95)
+    assert out["checks"] == {"confident": True, "min_class_fraction": True, "conditional_accuracy": True}
+    assert out["passed"]
+
+
+def test_judge_fails_a_collapsed_generator() -> None:
+    out = q.judge(one_hot_probs([3] * 50, 0.99), None)
+    assert out["confident"] == 1.0 and out["min_class_fraction"] == 0.0
+    assert out["checks"] == {"confident": True, "min_class_fraction": False} and not out["passed"]
+
+
+def test_conditional_grid_has_one_column_per_class() -> None:
+    asked = torch.arange(200) % 10
+    x = asked.float()[:, None, None, None].expand(-1, 1, 2, 2)
+    g = q.grid(x, asked)
+    assert g.shape == (100, 1, 2, 2)
+    assert torch.equal(g[:, 0, 0, 0].reshape(10, 10), torch.arange(10.0).expand(10, 10))
