@@ -12,6 +12,7 @@ from ganforge import ConfigError, DataSpec, StyleGenerator, load_config
 from ganforge_plugins import ops
 from ganforge_plugins.models.pggan import PGGANDiscriminator, PGGANDiscriminatorConfig
 from ganforge_plugins.models.stylegan import (
+    AdaIN,
     StyleGANDiscriminator,
     StyleGANDiscriminatorConfig,
     StyleGANGenerator,
@@ -66,12 +67,16 @@ def test_adain_layer_output_has_per_channel_mean_y_b_and_std_abs_y_s() -> None:
     g = small()
     layer = g.blocks[2].layer1
     with torch.no_grad():
-        layer.affine.weight.normal_()  # make the styles far from their initial (1, 0)
+        layer.adain.affine.weight.normal_()  # make the styles far from their initial (1, 0)
         x = torch.randn(3, layer.channels, 16, 16)
         w = torch.randn(3, 16)
-        style = layer.affine(w)
+        y_s, y_b = layer.adain.styles(w)
         y = layer(x, w, "none")
-    y_s, y_b = style[:, : layer.channels], style[:, layer.channels :]
+        adain = AdaIN(layer.channels, 16)
+        assert adain.affine.bias.tolist() == [1.0] * layer.channels + [0.0] * layer.channels  # y_s = 1, y_b = 0 + A w
+        scale, shift = adain.styles(w)
+        torch.testing.assert_close(adain(x, w).mean(dim=(2, 3)), shift, atol=1e-4, rtol=0)
+        torch.testing.assert_close(adain(x, w).std(dim=(2, 3), unbiased=False), scale.abs(), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(y.mean(dim=(2, 3)), y_b, atol=1e-4, rtol=0)
     torch.testing.assert_close(y.std(dim=(2, 3), unbiased=False), y_s.abs(), atol=1e-4, rtol=1e-4)
 
@@ -108,6 +113,8 @@ def test_truncation_psi_0_gives_the_average_image_and_psi_1_leaves_w_unchanged()
         torch.testing.assert_close(out, out[:1].expand_as(out))
         w = g.mapping(z)
         assert truncate(w, g.w_avg, 1.0) is w
+        torch.testing.assert_close(g.mapping(z, truncation_psi=0.0), g.w_avg.expand(5, -1))
+        torch.testing.assert_close(g(z, truncation_psi=0.0), out, rtol=0, atol=0)
         torch.testing.assert_close(g(z, psi=1.0), g.synthesis(w[:, None].expand(-1, g.num_ws, -1)), rtol=0, atol=0)
         half = truncate(w, g.w_avg, 0.5)
         torch.testing.assert_close(half, g.w_avg + 0.5 * (w - g.w_avg))

@@ -141,6 +141,26 @@ def mix_styles(w1: Tensor, w2: Tensor, num_ws: int, prob: float) -> Tensor:
 # -- layers ---------------------------------------------------------------------------------------
 
 
+class AdaIN(nn.Module):
+    """``AdaIN(x_i, y) = y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i`` (eq. 1) with the style ``y``
+    a learned affine transform of ``w`` (``y_s`` initialised to 1, ``y_b`` to 0)."""
+
+    def __init__(self, channels: int, w_dim: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.affine = EqualizedLinear(w_dim, 2 * channels, gain=1.0)  # A in figure 1b
+        with torch.no_grad():
+            self.affine.bias[:channels].fill_(1.0)
+
+    def styles(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """``(y_s, y_b)``, each ``[N, C]``."""
+        style = self.affine(w)
+        return style[:, : self.channels], style[:, self.channels :]
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        return ops.adain(x, *self.styles(w))
+
+
 class MappingNetwork(nn.Module):
     """``z -> w``: pixel-normalised z through ``layers`` equalised dense layers with leaky ReLU and
     learning-rate multiplier ``lr_mul`` (StyleGAN figure 1b, appendix C)."""
@@ -172,9 +192,7 @@ class StyleLayer(nn.Module):
             self.register_buffer("resample_filter", resample_filter)
         self.noise_strength = nn.Parameter(torch.zeros(c_out))  # B in figure 1b, initialised to zero
         self.bias = nn.Parameter(torch.zeros(c_out))
-        self.affine = EqualizedLinear(w_dim, 2 * c_out, gain=1.0)  # A in figure 1b
-        with torch.no_grad():
-            self.affine.bias[:c_out].fill_(1.0)  # y_s starts at 1
+        self.adain = AdaIN(c_out, w_dim)
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str) -> Tensor:
@@ -187,10 +205,9 @@ class StyleLayer(nn.Module):
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         elif noise_mode == "const":
             noise = self.noise_const.to(x.dtype)
-        style = self.affine(w)  # [N, 2C]
-        c = self.channels
-        return ops.style_epilogue(x, noise, self.noise_strength, self.bias, style[:, :c], style[:, c:],
-                                  alpha=self.slope, gain=1.0)
+        scale, shift = self.adain.styles(w)  # [N, C] each
+        # noise, bias, lrelu and AdaIN in one op (one fused kernel where a backend has it)
+        return ops.style_epilogue(x, noise, self.noise_strength, self.bias, scale, shift, alpha=self.slope, gain=1.0)
 
 
 class SynthesisBlock(nn.Module):
@@ -248,11 +265,11 @@ class StyleGANGenerator(Growing):
             for i in range(self.start_level, self.levels)
         })
 
-    def mapping(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """``z: [N, latent_dim] -> w: [N, w_dim]``."""
+    def mapping(self, z: Tensor, labels: Tensor | None = None, *, truncation_psi: float = 1.0) -> Tensor:
+        """``z: [N, latent_dim] -> w: [N, w_dim]``, truncated towards ``w_avg`` by ``truncation_psi``."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"mapping: expected z of shape [N, {self.config.latent_dim}], got {tuple(z.shape)}")
-        return self.mapping_net(z)
+        return truncate(self.mapping_net(z), self.w_avg, truncation_psi)
 
     def synthesis(self, ws: Tensor, *, noise_mode: str | None = None) -> Tensor:
         """``ws: [N, num_ws, w_dim]`` (W+) ``-> [N, C, H, W]`` in ``[-1, 1]``."""
@@ -282,9 +299,12 @@ class StyleGANGenerator(Growing):
         return truncate(w, self.w_avg, psi, cutoff)
 
     def forward(self, z: Tensor, labels: Tensor | None = None, *, psi: float | None = None,
-                noise_mode: str | None = None) -> Tensor:
+                noise_mode: str | None = None, truncation_psi: float | None = None) -> Tensor:
         """``z: [N, latent_dim] -> [N, C, H, W]``. In training: style mixing and the ``w_avg``
-        update; ``psi`` defaults to 1 in training and to ``truncation_psi`` in eval mode."""
+        update; ``psi`` (alias ``truncation_psi``, NVlabs' name) defaults to 1 in training and to the
+        config's ``truncation_psi`` in eval mode."""
+        if psi is None:
+            psi = truncation_psi
         w = self.mapping(z, labels)
         if self.training:
             with torch.no_grad():
