@@ -116,13 +116,14 @@ def check_counts(metrics: Sequence[tuple[str, Any]], *, generated: int, real: in
 
 def check_extractor(metrics: Sequence[tuple[str, Any]], extractor_name: str, extractor: Any, shape: Sequence[int]
                     ) -> None:
-    """Every metric can use this extractor: IS needs probabilities (tried on two blank images)."""
-    if any(m.needs == "probabilities" for _, m in metrics):
-        probe = extractor.probabilities(torch.zeros(2, *shape))
-        if probe is None:
-            names = [n for n, m in metrics if m.needs == "probabilities"]
-            raise GanforgeError(f"{', '.join(names)} needs class probabilities, but feature extractor "
-                                f"{extractor_name!r} has no classifier head")
+    """The extractor takes images of this shape (tried on two blank ones, so that a wrong channel count
+    fails before any data is loaded), and gives probabilities where a metric needs them (IS)."""
+    needs_probs = any(m.needs == "probabilities" for _, m in metrics)
+    _, probs = extract(extractor, torch.zeros(2, *shape), probabilities=needs_probs)
+    if needs_probs and probs is None:
+        names = [n for n, m in metrics if m.needs == "probabilities"]
+        raise GanforgeError(f"{', '.join(names)} needs class probabilities, but feature extractor "
+                            f"{extractor_name!r} has no classifier head")
 
 
 def extract(extractor: Any, images: Tensor, *, probabilities: bool) -> tuple[Tensor, Tensor | None]:
