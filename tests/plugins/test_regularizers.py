@@ -492,3 +492,15 @@ def test_every_penalty_trains_under_the_trainers_bfloat16_autocast(tmp_path: Pat
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     keys = {"WGANGradientPenalty", "R1Penalty", "R2Penalty", "DriftPenalty"}
     assert all(keys <= r.keys() and all(math.isfinite(r[k]) and r[k] > 0 for k in keys) for r in records)
+
+
+def test_an_unconditional_critic_may_be_any_module_taking_only_x() -> None:
+    d = nn.Sequential(nn.Flatten(), nn.Linear(64, 1, bias=False)).double()  # forward(x) only, output [N, 1]
+    with torch.no_grad():
+        d[1].weight.copy_(scaled_w(2.0)[None])
+    real, fake = batch(dtype=torch.float64)
+    ctx = PenaltyContext(generator=nn.Identity(), discriminator=d, real=real, fake=fake, labels=None,
+                         fake_labels=None, latents=real, real_logits=None, fake_logits=None, step=0)
+    assert build("wgan-gp").penalty(ctx).item() == pytest.approx(10.0, rel=1e-10)  # 10 (2 - 1)^2
+    assert build("r1").penalty(ctx).item() == pytest.approx(20.0, rel=1e-10)  # 10/2 * 2^2
+    assert build("drift").penalty(ctx).item() == pytest.approx(0.001 * d(real).square().mean().item(), rel=1e-12)

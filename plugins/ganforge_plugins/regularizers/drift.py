@@ -48,7 +48,7 @@ class DriftPenalty:
     def penalty(self, ctx: PenaltyContext) -> Tensor:
         logits = ctx.real_logits
         if logits is None:  # not given by the caller: score the real batch
-            logits = ctx.discriminator(ctx.real, ctx.labels)
+            logits = ctx.discriminator(ctx.real) if ctx.labels is None else ctx.discriminator(ctx.real, ctx.labels)
         return self.config.epsilon * drift_penalty(logits)
 
 

@@ -65,7 +65,8 @@ def input_gradient(discriminator: nn.Module, x: Tensor, labels: Tensor | None = 
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.detach().to(_full_precision(discriminator, x)).requires_grad_(True)
-        scores = per_sample_scores(discriminator(x, labels)).to(x.dtype)  # [M]
+        logits = discriminator(x) if labels is None else discriminator(x, labels)  # any nn.Module when unconditional
+        scores = per_sample_scores(logits).to(x.dtype)  # [M]
         # critic values are independent (batch norm aside): the gradient of the sum is each one's own
         (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
     return grad.reshape(scores.shape[0], -1)
