@@ -45,12 +45,15 @@ def test_evaluating_10k_samples_with_the_domain_extractor_takes_under_two_minute
             feats, probs = extractor.features_and_probabilities(fake)
             return compute_metrics(metrics, real, feats, probs)
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         values = benchmark.pedantic(evaluate, rounds=1, iterations=1, warmup_rounds=0)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     finally:
         torch.set_num_threads(threads)
-    info = {"samples": N, "seconds": round(seconds, 2), "limit_s": LIMIT_S, "generate_s": round(generate_s, 2),
+    # cpu_s: CPU time of this process (all threads); on a machine shared with other jobs the wall time
+    # grows while cpu_s stays put, so both are recorded
+    info = {"samples": N, "seconds": round(seconds, 2), "cpu_s": round(cpu_seconds, 2), "limit_s": LIMIT_S,
+            "generate_s": round(generate_s, 2),
             "threads": 2, "metrics": values, "extractor": "mnist-classifier", "torch": torch.__version__,
             "platform": platform.platform(), "cpus": __import__("os").cpu_count()}
     benchmark.extra_info.update(info)
