@@ -330,6 +330,7 @@ def train_classifier(config: TrainClassifierConfig, manager: Any, *, log: Any = 
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, write)
+    out.chmod(0o644)  # the temporary file was private; the weights are meant to be shared
     return {
         "file": out.name,
         "sha256": sha256_file(out),
