@@ -221,6 +221,18 @@ class PenaltyContext:
     real_logits: Tensor | None
     fake_logits: Tensor | None
     step: int
+    rng: torch.Generator | None = None
+    world_size: int = 1
+    rank: int = 0
+
+    def uniform(self, n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``[n]`` draws from ``U[0, 1)`` for this process's ``n`` samples (WGAN-GP's interpolation
+        weights). They come from the run's own seeded generator, drawn for the global batch and
+        sliced per rank, so that a distributed run and an exact resume draw the same numbers as one
+        uninterrupted process."""
+        device = self.real.device
+        draws = torch.rand(n * self.world_size, generator=self.rng, device=device, dtype=dtype)
+        return draws[self.rank * n:(self.rank + 1) * n]
 
 
 @runtime_checkable

@@ -210,7 +210,8 @@ class GeneratorEMA:
             half_life = min(half_life, images_seen * self.rampup)
         beta = 0.5 ** (batch_size / max(half_life, 1e-8))
         torch._foreach_lerp_(self._dst, self._src, 1.0 - beta)  # one fused kernel, no host sync
-        torch._foreach_copy_(self._dst_buffers, self._src_buffers)
+        if self._dst_buffers:  # batch-norm statistics, schedule phases: copied, not averaged
+            torch._foreach_copy_(self._dst_buffers, self._src_buffers)
 
 
 # -- the run directory --------------------------------------------------------------------------
@@ -332,6 +333,7 @@ class Trainer:
         seed = t.seed
         self.data = BatchStream(self.dataset, t.batch_size, self.device, torch.Generator().manual_seed(seed))
         self.latent_rng = torch.Generator(self.device).manual_seed(seed + 1)
+        self.penalty_rng = torch.Generator(self.device).manual_seed(seed + 3)  # PenaltyContext.uniform
         preview_rng = torch.Generator(self.device).manual_seed(seed + 2)
         n_preview = config.output.preview_samples
         self.preview_latents = self.sampler.sample(n_preview, self.space, device=self.device, generator=preview_rng)
@@ -413,7 +415,7 @@ class Trainer:
             ctx = PenaltyContext(
                 generator=self.generator, discriminator=self.discriminator, real=real, fake=fake, labels=d_labels,
                 fake_labels=d_labels, latents=z, real_logits=real_logits, fake_logits=fake_logits,
-                step=self.d_updates,
+                step=self.d_updates, rng=self.penalty_rng, world_size=self.dist.world_size, rank=self.dist.rank,
             )
             for pen in self.penalties["discriminator"]:
                 if self.d_updates % pen.every == 0:
@@ -454,6 +456,7 @@ class Trainer:
             ctx = PenaltyContext(
                 generator=self.generator, discriminator=self.discriminator, real=real, fake=fake, labels=d_labels,
                 fake_labels=d_labels, latents=z, real_logits=real_logits, fake_logits=fake_logits, step=self.step,
+                rng=self.penalty_rng, world_size=self.dist.world_size, rank=self.dist.rank,
             )
             for pen in self.penalties["generator"]:
                 if self.step % pen.every == 0:
@@ -582,6 +585,7 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "data": self.data.state_dict(),
             "rng_latent": self.latent_rng.get_state(),
+            "rng_penalty": self.penalty_rng.get_state(),
             "rng_ranks": self.dist.gather(rank_rng),  # every rank's own generators (dropout, noise inputs)
             "preview_latents": self.preview_latents.cpu(),
         }
@@ -605,6 +609,8 @@ class Trainer:
             self.scaler_d.load_state_dict(state["scaler_d"])
         self.data.load_state_dict(state["data"])
         self.latent_rng.set_state(state["rng_latent"].to("cpu"))
+        if "rng_penalty" in state:
+            self.penalty_rng.set_state(state["rng_penalty"].to("cpu"))
         ranks = state.get("rng_ranks") or [{"torch": state["rng_torch"]}]
         mine = ranks[self.dist.rank] if self.dist.rank < len(ranks) else ranks[0]
         torch.set_rng_state(mine["torch"].to("cpu"))

@@ -10,7 +10,7 @@ import attrs
 import pytest
 import torch
 
-from ganforge import Constraint, DataSpec, LatentSpace, Penalty, PenaltyContext, get_plugin_manager
+from ganforge import ConfigError, Constraint, DataSpec, LatentSpace, Penalty, PenaltyContext, get_plugin_manager
 from ganforge.config import make_converter
 from ganforge.registry import Component
 from tests.conftest import SHARED_DATA
@@ -58,10 +58,25 @@ def test_config_round_trips_through_cattrs(component: Component, tmp_path: Path)
     assert converter.structure(converter.unstructure(config), component.config) == config
 
 
+def build_network(component: Component, spec: DataSpec) -> Any:
+    """Build on ``spec``; a conditional network refuses unlabelled data with a ConfigError that
+    says so, and is then built on the same spec with ten classes."""
+    try:
+        return component.factory(component.config(), data=spec)
+    except ConfigError as exc:
+        if spec.num_classes is not None or "label" not in str(exc):
+            raise
+    labelled = attrs.evolve(spec, num_classes=10, class_names=tuple(map(str, range(10))))
+    net = component.factory(component.config(), data=labelled)
+    assert net.num_classes == 10
+    return net
+
+
 @pytest.mark.parametrize("component", components("generator"))
 @pytest.mark.parametrize("spec", SPECS, ids=["1x16x16", "3x32x32"])
 def test_generator_contract(component: Component, spec: DataSpec) -> None:
-    g = component.factory(component.config(), data=spec)
+    g = build_network(component, spec)
+    spec = attrs.evolve(spec, num_classes=g.num_classes)
     spaces = g.latent_spaces
     assert spaces and all(isinstance(s, LatentSpace) for s in spaces)
     z = torch.randn(4, *spaces[0].shape, requires_grad=True)
@@ -77,7 +92,8 @@ def test_generator_contract(component: Component, spec: DataSpec) -> None:
 @pytest.mark.parametrize("component", components("discriminator"))
 @pytest.mark.parametrize("spec", SPECS, ids=["1x16x16", "3x32x32"])
 def test_discriminator_contract(component: Component, spec: DataSpec) -> None:
-    d = component.factory(component.config(), data=spec)
+    d = build_network(component, spec)
+    spec = attrs.evolve(spec, num_classes=d.num_classes)
     x = torch.randn(4, *spec.shape, requires_grad=True)
     labels = torch.arange(4) % spec.num_classes if d.num_classes else None
     logits = d(x, labels)

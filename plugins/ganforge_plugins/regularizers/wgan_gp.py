@@ -77,12 +77,15 @@ def gradient_norms(grad: Tensor) -> Tensor:
     return torch.linalg.vector_norm(grad, dim=1)
 
 
-def interpolate(real: Tensor, fake: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """``eps x + (1 - eps) x_tilde`` with one ``eps ~ U[0, 1]`` per sample."""
+def interpolate(real: Tensor, fake: Tensor, *, generator: torch.Generator | None = None,
+                eps: Tensor | None = None) -> Tensor:
+    """``eps x + (1 - eps) x_tilde`` with one ``eps ~ U[0, 1]`` per sample (``eps: [N]`` if given)."""
     if real.shape != fake.shape:
         raise ValueError(f"wgan-gp: real {tuple(real.shape)} and fake {tuple(fake.shape)} batches differ in shape")
     dtype = torch.promote_types(torch.promote_types(real.dtype, fake.dtype), torch.float32)
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=dtype, generator=generator)
+    if eps is None:
+        eps = torch.rand(real.shape[0], device=real.device, dtype=dtype, generator=generator)
+    eps = eps.to(dtype).reshape((real.shape[0],) + (1,) * (real.dim() - 1))
     return torch.lerp(fake.to(dtype), real.to(dtype), eps)  # fake + eps (real - fake)
 
 
@@ -115,7 +118,8 @@ class WGANGradientPenalty:
         self.every = config.every
 
     def penalty(self, ctx: PenaltyContext) -> Tensor:
-        x_hat = interpolate(ctx.real, ctx.fake)
+        # the run's generator, drawn for the global batch: distributed and resumed runs draw alike
+        x_hat = interpolate(ctx.real, ctx.fake, eps=ctx.uniform(ctx.real.shape[0]))
         grad = input_gradient(ctx.discriminator, x_hat, ctx.labels)
         return self.config.weight * gradient_penalty(gradient_norms(grad), self.config.variant)
 
