@@ -13,7 +13,10 @@ from pathlib import Path
 import ganforge
 from tests.conftest import REPO, TINY
 
-FIRST_PARTY = {"digits", "idx", "image-folder", "dcgan", "gan-losses", "gaussian"}
+FIRST_PARTY = {"digits", "idx", "image-folder", "dcgan", "gan-losses", "gaussian",
+               "wgan-losses", "hinge-losses", "lsgan-losses", "weight-clipping", "wgan-gp", "r1-r2", "drift",
+               "mixtures", "mlp", "lab",
+               "cdcgan", "patchgan", "pggan", "stylegan"}
 
 
 def test_first_party_plugins_are_declared_as_entry_points() -> None:
