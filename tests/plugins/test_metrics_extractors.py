@@ -146,3 +146,15 @@ def test_mnist_classifier_classifies_real_mnist(mnist_root: Path) -> None:
     extractor = mnist_classifier(ClassifierFeaturesConfig())
     accuracy = (extractor.probabilities(data.images).argmax(dim=1) == data.labels).float().mean()
     assert accuracy > 0.98
+
+
+def test_fashion_mnist_classifier_classifies_real_fashion_mnist() -> None:
+    from ganforge_plugins.datasets.idx import FashionMNISTConfig, fashion_mnist
+    from ganforge_plugins.metrics.classifier import fashion_mnist_classifier
+
+    if not Path(FashionMNISTConfig().root).is_dir():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    data = fashion_mnist(FashionMNISTConfig(split="test", limit=2000))
+    extractor = fashion_mnist_classifier(ClassifierFeaturesConfig())
+    accuracy = (extractor.probabilities(data.images).argmax(dim=1) == data.labels).float().mean()
+    assert accuracy > 0.85
