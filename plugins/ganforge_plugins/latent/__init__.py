@@ -1,0 +1,1 @@
+"""Latent-space tools: interpolation, truncation and style mixing, attribute scorers and editors."""
