@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 from ganforge import ConfigError, DataSpec, LatentSpace, get_plugin_manager
-
 from ganforge_plugins.latent.interpolation import InterpolateSampler, InterpolateSamplerConfig, interpolate, lerp, slerp
 from ganforge_plugins.latent.style import mix_range, resolve_layers, sample_truncated, style_mix, style_mixing_grid
 from ganforge_plugins.models.dcgan import DCGANGenerator, DCGANGeneratorConfig
