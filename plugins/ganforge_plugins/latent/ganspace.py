@@ -75,6 +75,7 @@ class GANSpace:
 
         check_space(generator, self.config.pca_space, field="pca_space")
         if self.space == "w+":
+            check_space(generator, "w+", field="layers")
             if self.config.pca_space != "w":
                 raise ConfigError(f"layers: a layer range ({self.config.layers!r}) edits W+ and needs pca_space = 'w', "
                                   f"got {self.config.pca_space!r}")

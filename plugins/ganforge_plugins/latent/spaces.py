@@ -97,7 +97,7 @@ def fingerprint(generator: Any) -> str:
     for name, t in sorted(unwrap(generator).state_dict().items()):
         t = t.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
