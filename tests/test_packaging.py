@@ -16,7 +16,8 @@ from tests.conftest import REPO, TINY
 FIRST_PARTY = {"digits", "idx", "image-folder", "dcgan", "gan-losses", "gaussian",
                "wgan-losses", "hinge-losses", "lsgan-losses", "weight-clipping", "wgan-gp", "r1-r2", "drift",
                "mixtures", "mlp", "lab",
-               "cdcgan", "patchgan", "pggan", "stylegan"}
+               "cdcgan", "patchgan", "pggan", "stylegan",
+               "uniform", "interpolate", "attribute-scorers", "interfacegan", "ganspace", "vector-arithmetic"}
 
 
 def test_first_party_plugins_are_declared_as_entry_points() -> None:
