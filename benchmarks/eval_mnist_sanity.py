@@ -41,7 +41,8 @@ def noise(x: torch.Tensor, std: float, seed: int = 0) -> torch.Tensor:
 
 
 def sanity_table(root: str, n: int, *, blur_sigmas: tuple[float, ...] = BLUR_SIGMAS,
-                 noise_stds: tuple[float, ...] = NOISE_STDS, kid_subset_size: int = 1000) -> dict[str, Any]:
+                 noise_stds: tuple[float, ...] = NOISE_STDS, kid_subset_size: int = 1000, kid_subsets: int = 100
+                 ) -> dict[str, Any]:
     """FID/KID of train vs test and of test vs degraded test, with the protocol."""
     from ganforge_plugins.datasets.idx import MNISTConfig, mnist
     from ganforge_plugins.evaluation.pipeline import subset
@@ -51,7 +52,7 @@ def sanity_table(root: str, n: int, *, blur_sigmas: tuple[float, ...] = BLUR_SIG
 
     extractor = mnist_classifier(ClassifierFeaturesConfig())
     fid = FrechetInceptionDistance(FIDConfig())
-    kid = KernelInceptionDistance(KIDConfig(subset_size=min(kid_subset_size, n)))
+    kid = KernelInceptionDistance(KIDConfig(subsets=kid_subsets, subset_size=min(kid_subset_size, n)))
     train = mnist(MNISTConfig(root=root, split="train")).images
     test = mnist(MNISTConfig(root=root, split="test")).images
     train = train[subset(len(train), n, 0)]
@@ -75,7 +76,7 @@ def sanity_table(root: str, n: int, *, blur_sigmas: tuple[float, ...] = BLUR_SIG
                      "train_subset_seed": 0, "test_subset_seed": 1},
             "blur": "torchvision gaussian_blur, kernel 2*ceil(3*sigma)+1, sigma in pixels at 32x32",
             "noise": "x + std * N(0, 1) in the [-1, 1] range, clamped, seed 0",
-            "kid": {"subsets": 100, "subset_size": min(kid_subset_size, n), "degree": 3},
+            "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, n), "degree": 3},
         },
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
