@@ -326,11 +326,24 @@ def summarise(records: Sequence[Mapping[str, Any]], lab: LabConfig) -> list[dict
     return rows
 
 
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    items: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append(f"{prefix}{key}={value}")
+    return items
+
+
 def describe(combination: Combination) -> str:
+    """``loss + regularizers, n_critic N, other settings``: what a combination changes."""
     regs = " + ".join(r.get("name", "?") for r in combination.regularizers)
     parts = [combination.loss + (f" + {regs}" if regs else "")]
     if combination.n_critic != 1:
         parts.append(f"n_critic {combination.n_critic}")
+    parts += _flatten({"optim": combination.optim}) if combination.optim else []
+    parts += _flatten(combination.overrides)
     return ", ".join(parts)
 
 
@@ -339,14 +352,15 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], lab: LabConfig, meta: Mapp
     head = ["combination", "objective"]
     rule = ["---", "---"]
     for dataset in lab.datasets:
-        head += [f"{dataset} modes", f"{dataset} HQ %", f"{dataset} time s"]
-        rule += ["---:", "---:", "---:"]
+        head += [f"{dataset} modes", f"{dataset} HQ %", f"{dataset} time s", f"{dataset} CPU s"]
+        rule += ["---:", "---:", "---:", "---:"]
     lines = [
         "# ganforge lab: mode coverage on 2-D mixtures",
         "",
         f"Medians over seeds {list(lab.seeds)}; {lab.samples} samples per run; a sample is high quality (HQ) within "
         f"{lab.radius:g} sigma of a mode centre; a mode is covered by at least {100 * lab.min_fraction:g} % of the "
-        "samples. Time is each run's wall time (training and scoring) in its worker.",
+        "samples. Time is each run's wall time (training and scoring) in its worker, CPU the CPU time its process "
+        "used (what the run costs on an idle core; wall time grows when the machine is shared).",
         "",
         "| " + " | ".join(head) + " |",
         "| " + " | ".join(rule) + " |",
@@ -357,11 +371,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], lab: LabConfig, meta: Mapp
         for dataset in lab.datasets:
             row = by_key.get((combination.name, dataset))
             if row is None:
-                cells += ["", "", ""]
+                cells += ["", "", "", ""]
                 continue
             failed = f" ({row['failed']} failed)" if row["failed"] else ""
             cells += [f"{row['modes_covered']:g}/{row['num_modes'] or '?'}{failed}",
-                      f"{100 * row['high_quality']:.1f}", f"{row['wall_time_s']:.1f}"]
+                      f"{100 * row['high_quality']:.1f}", f"{row['wall_time_s']:.1f}", f"{row['cpu_time_s']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
