@@ -6,9 +6,14 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ganforge.manager import PluginManager
 
 
 def install_fake_dist(
@@ -33,3 +38,19 @@ def install_fake_dist(
     importlib.invalidate_caches()
     for module in modules:
         monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+def installed_plugin_manager(site: Path, monkeypatch: pytest.MonkeyPatch, *, name: str, module: str,
+                             source: str) -> Iterator[PluginManager]:
+    """Install one fake distribution whose module ``module`` is ``source``, and make a plugin
+    manager that loaded it the process-wide one while the caller's fixture is active."""
+    from ganforge.manager import PluginManager, set_plugin_manager
+
+    install_fake_dist(site, monkeypatch, name=name, entry_points={module: module}, modules={module: source})
+    manager = PluginManager()
+    manager.load()
+    set_plugin_manager(manager)
+    try:
+        yield manager
+    finally:
+        set_plugin_manager(None)

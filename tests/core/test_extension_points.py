@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from ganforge import ConfigError, Trainer, load_config
 from ganforge.cli import main
-from ganforge.manager import PluginManager, set_plugin_manager
+from ganforge.manager import PluginManager
 
 from tests.conftest import TINY
-from tests.fakedist import install_fake_dist
+from tests.fakedist import installed_plugin_manager
 
 PLUGIN = """
     import attrs
@@ -66,13 +66,8 @@ PLUGIN = """
 
 @pytest.fixture
 def manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginManager]:
-    install_fake_dist(tmp_path / "site", monkeypatch, name="gf-extras", entry_points={"extras": "gf_extras"},
-                      modules={"gf_extras": PLUGIN})
-    m = PluginManager()
-    m.load()
-    set_plugin_manager(m)
-    yield m
-    set_plugin_manager(None)
+    yield from installed_plugin_manager(tmp_path / "site", monkeypatch, name="gf-extras", module="gf_extras",
+                                        source=PLUGIN)
 
 
 def test_a_plugin_command_gets_its_arguments_and_structured_settings(
@@ -110,7 +105,8 @@ def test_callbacks_come_from_the_config_file(manager: PluginManager, tmp_path: P
     config = load_config(path, TINY, manager)
     assert [c.name for c in config.callbacks] == ["sample-mean"] and config.callbacks[0].params.every == 3
     path.write_text('[[callbacks]]\nname = "sample-man"\n')
-    with pytest.raises(ConfigError, match=r"callbacks\[0\]\.name: unknown callback 'sample-man'.*did you mean 'sample-mean'"):
+    expected = r"callbacks\[0\]\.name: unknown callback 'sample-man'.*did you mean 'sample-mean'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(path, TINY, manager)
 
 

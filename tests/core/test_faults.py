@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from ganforge import GanforgeError, Trainer, load_config
+from ganforge import Trainer, load_config
 from ganforge.checkpoint import load_checkpoint
 from ganforge.cli import main
-from ganforge.manager import PluginManager, set_plugin_manager
+from ganforge.manager import PluginManager
 
 from tests.conftest import TINY
-from tests.fakedist import install_fake_dist
+from tests.fakedist import installed_plugin_manager
 
 FAULTY = """
     import attrs
@@ -69,20 +69,15 @@ FAULTY = """
 
 @pytest.fixture
 def manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginManager]:
-    install_fake_dist(tmp_path / "site", monkeypatch, name="gf-faulty", entry_points={"faulty": "gf_faulty"},
-                      modules={"gf_faulty": FAULTY})
-    m = PluginManager()
-    m.load()
-    set_plugin_manager(m)
-    yield m
-    set_plugin_manager(None)
+    yield from installed_plugin_manager(tmp_path / "site", monkeypatch, name="gf-faulty", module="gf_faulty",
+                                        source=FAULTY)
 
 
 def params(t: Trainer) -> dict[str, torch.Tensor]:
     return {f"{n}.{k}": v.detach().clone() for n, net in t.networks().items() for k, v in net.state_dict().items()}
 
 
-def test_nan_with_the_skip_policy_drops_the_update_counts_it_and_goes_on(manager: PluginManager, tmp_path: Path) -> None:
+def test_nan_with_the_skip_policy_drops_the_update_and_goes_on(manager: PluginManager, tmp_path: Path) -> None:
     config = load_config(None, [*TINY, "train.steps=6", "loss.name=nan-at", "loss.at_call=3",
                                 "train.nonfinite=skip"], manager)
     t = Trainer(config, tmp_path, manager=manager)
