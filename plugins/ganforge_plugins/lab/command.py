@@ -108,6 +108,8 @@ DEFAULT_COMBINATIONS: tuple[Combination, ...] = (
     Combination(name="ns-gan", loss="non-saturating"),
     # PacGAN2 (Lin et al. 2018): the discriminator scores pairs of samples
     Combination(name="ns-gan-pac2", loss="non-saturating", overrides={"discriminator": {"pack": 2}}),
+    # R1 (Mescheder et al. 2018): a zero-centred gradient penalty on real data
+    Combination(name="ns-gan-r1", loss="non-saturating", regularizers=({"name": "r1", "gamma": 0.1},)),
 )
 
 
