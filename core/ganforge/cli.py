@@ -87,6 +87,10 @@ def _default_out(config: RunConfig) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
+    # torchrun restarts a failed or preempted job with the same command line: continue that run
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and args.out and not args.resume and (Path(args.out) / "checkpoints" / "latest").is_file():
+        args.resume, args.out, args.init_from = args.out, None, None
     if args.resume:
         if args.init_from:
             raise ConfigError("--resume and --init-from exclude each other: --resume continues a run exactly, "

@@ -800,7 +800,7 @@ class Progress:
         done = int(width * step / self.total)
         losses = " ".join(
             f"{k.removeprefix('loss_')}={v:.3f}" for k, v in record.items()
-            if k not in ("step", "images_seen", "images_per_sec", "time")
+            if k not in ("step", "images_seen", "images_per_sec", "sec_per_kimg", "peak_mem_mb", "time")
         )
         bar = "#" * done + "." * (width - done)
         line = f"[{bar}] step {step}/{self.total} {losses} {record['images_per_sec']:.0f} img/s"

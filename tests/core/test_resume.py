@@ -103,3 +103,18 @@ def test_the_comparison_can_fail(tmp_path: Path, subprocess_env: dict[str, str])
                        capture_output=True, env=env)
     wa, wb = weights(a), weights(b)
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_torchrun_restart_continues_the_run_its_command_line_names(tmp_path: Path,
+                                                                     subprocess_env: dict[str, str]) -> None:
+    run = tmp_path / "run"
+    first = subprocess.run(command("dcgan", run, "train.steps=2"), capture_output=True, text=True, env=subprocess_env)
+    assert first.returncode == 0, first.stderr
+    again = command("dcgan", run, "train.steps=4")  # the same command line, as torchrun re-runs it
+    refused = subprocess.run(again, capture_output=True, text=True, env=subprocess_env)
+    assert refused.returncode == 2 and "already holds a run" in refused.stderr  # not a restart: never overwrite
+    restarted = subprocess.run(again, capture_output=True, text=True,
+                               env={**subprocess_env, "TORCHELASTIC_RESTART_COUNT": "1"})
+    assert restarted.returncode == 0, restarted.stderr
+    assert f"resuming {run} from step 2" in restarted.stderr
+    assert load_checkpoint(run).step == 4
