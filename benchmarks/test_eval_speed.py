@@ -57,6 +57,7 @@ def test_evaluating_10k_samples_with_the_domain_extractor_takes_under_two_minute
             "threads": 2, "metrics": values, "extractor": "mnist-classifier", "torch": torch.__version__,
             "platform": platform.platform(), "cpus": __import__("os").cpu_count()}
     benchmark.extra_info.update(info)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "eval-speed.json").write_text(json.dumps(info, indent=2) + "\n")
+    if __import__("os").environ.get("GANFORGE_RECORD_RESULTS") == "1":  # a test run leaves the checkout as it was
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "eval-speed.json").write_text(json.dumps(info, indent=2) + "\n")
     assert seconds < LIMIT_S
