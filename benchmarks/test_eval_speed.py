@@ -5,7 +5,7 @@ cached reference of 10,000 real features must take under 2 minutes on 2 CPU core
 The timed region starts from the images (a user's samples, e.g. ``ganforge sample -n 10000 --out
 x.npy``) and ends with the numbers: feature extraction plus the metrics. Generating the samples is the
 generator's cost, not the evaluation's, and is timed apart (``extra_info["generate_s"]``) for a small
-DCGAN. Run with ``pytest benchmarks/test_eval_speed.py``; the result is also written to
+DCGAN. Run with ``GANFORGE_RECORD_RESULTS=1 pytest benchmarks/test_eval_speed.py`` to also write
 ``benchmarks/results/eval-speed.json``.
 """
 
