@@ -484,12 +484,13 @@ class Trainer:
         """Under the ``stop`` policy, raise naming the first non-finite loss and its step (a host sync)."""
         if self.config.train.nonfinite != "stop":
             return
-        firsts = {k: int(v) for k, v in self._first_nonfinite.items()}
-        bad = {k: s for k, s in firsts.items() if s >= 0}
-        if self.dist.any(bool(bad), self.device) and bad:
-            key, step = min(bad.items(), key=lambda kv: kv[1])
+        bad = {k: int(v) for k, v in self._first_nonfinite.items() if int(v) >= 0}
+        # every rank stops when any rank saw it, so that none is left waiting in a collective
+        if self.dist.any(bool(bad), self.device):
+            where = f"at step {min(bad.values()) + 1} " if bad else "on another rank "
+            key = min(bad, key=bad.__getitem__) if bad else "a loss"
             raise GanforgeError(
-                f"{key} became non-finite at step {step + 1} (train.nonfinite = \"stop\"); the last good "
+                f"{key} became non-finite {where}(train.nonfinite = \"stop\"); the last good "
                 f"checkpoint is {last or 'not written yet'} and nothing was written after it. Lower the "
                 "learning rates, add a regularizer, or set train.nonfinite = \"skip\" to drop such updates."
             )
@@ -594,8 +595,9 @@ class Trainer:
     def load_weights_from(self, checkpoint: ckpt.Checkpoint) -> None:
         """Weights only (``--init-from``): a new run that starts from another run's networks."""
         for name, net in self.networks().items():
-            source = name if name in checkpoint.weights else "generator" if name == "generator_ema" else name
-            ckpt.load_weights(net, checkpoint, source)
+            # a source run without a moving average seeds ours from its generator
+            missing_ema = name == "generator_ema" and name not in checkpoint.weights
+            ckpt.load_weights(net, checkpoint, "generator" if missing_ema else name)
 
     def load_training_state(self, checkpoint: ckpt.Checkpoint) -> None:
         """Continue exactly where ``checkpoint`` left off (weights, optimisers, RNGs, data order)."""
