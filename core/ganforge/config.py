@@ -114,6 +114,17 @@ class OptimizerConfig:
     weight_decay: float = attrs.field(default=0.0, validator=v.ge(0.0))
     alpha: float = attrs.field(default=0.99, validator=[v.gt(0.0), v.lt(1.0)])
     momentum: float = attrs.field(default=0.0, validator=v.ge(0.0))
+    # Linear decay (Isola et al. 2017; Zhu et al. 2017, section 7: constant, then linearly to zero
+    # over the second half): the fraction of ``train.steps`` after which the learning rate falls
+    # linearly to zero at the last step. 1 keeps it constant.
+    decay_start: float = attrs.field(default=1.0, validator=[v.ge(0.0), v.le(1.0)])
+
+    def lr_at(self, step: int, steps: int) -> float:
+        """The learning rate for generator step ``step`` (0-based) of ``steps``."""
+        start = self.decay_start * steps
+        if step < start or self.decay_start >= 1.0:
+            return self.lr
+        return self.lr * (steps - step) / (steps - start)
 
 
 @attrs.frozen(kw_only=True)

@@ -305,6 +305,7 @@ class Trainer:
 
         self.opt_g = make_optimizer(self.generator.parameters(), config.optim.g)
         self.opt_d = make_optimizer(self.discriminator.parameters(), config.optim.d)
+        self._decays = config.optim.g.decay_start < 1.0 or config.optim.d.decay_start < 1.0
         self.g_params = [p for p in self.generator.parameters() if p.requires_grad]
         self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.ema = GeneratorEMA(self.generator, t.ema_half_life, t.ema_rampup) if t.ema_half_life > 0 else None
@@ -364,6 +365,13 @@ class Trainer:
     def _batch(self) -> tuple[Tensor, Tensor | None]:
         real, labels = self.data.next()
         return self.dist.shard(real), (self.dist.shard(labels) if labels is not None else None)
+
+    def _set_learning_rates(self) -> None:
+        steps = self.config.train.steps
+        for opt, cfg in ((self.opt_g, self.config.optim.g), (self.opt_d, self.config.optim.d)):
+            lr = cfg.lr_at(self.step, steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def _advance_schedule(self) -> None:
         for set_progress in self.progressive:
@@ -475,6 +483,8 @@ class Trainer:
     def train_step(self) -> dict[str, Tensor]:
         """One iteration of Algorithm 1: ``n_critic`` discriminator updates, then one generator
         update. Returns the losses and penalty terms as device tensors (no host sync)."""
+        if self._decays:
+            self._set_learning_rates()
         for _ in range(self.config.train.n_critic):
             d_loss, d_terms = self._d_step()
         g_loss, g_terms = self._g_step()

@@ -103,3 +103,35 @@ def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(tmp_path: Path
     )
     assert again.returncode == 0, again.stderr
     assert load_checkpoint(run).step == step + 2
+
+
+def test_linear_decay_holds_then_falls_linearly_to_zero() -> None:
+    from ganforge.config import OptimizerConfig
+
+    cfg = OptimizerConfig(lr=1e-3, decay_start=0.5)
+    rates = [cfg.lr_at(step, 10) for step in range(10)]
+    assert rates[:5] == [1e-3] * 5  # constant over the first half
+    assert rates[5:] == pytest.approx([1e-3 * k / 5 for k in (5, 4, 3, 2, 1)])  # then linearly towards zero
+    assert [OptimizerConfig(lr=1e-3).lr_at(s, 10) for s in (0, 9)] == [1e-3, 1e-3]  # decay_start = 1: constant
+
+
+def test_decaying_learning_rate_reaches_the_optimisers_and_resumes_identically(tmp_path: Path) -> None:
+    decay = ("optim.g.decay_start=0.4", "optim.d.decay_start=0.0")
+    straight = trainer(tmp_path / "straight", "train.steps=5", *decay)
+    straight.fit()
+    # the rates used by the last step (step index 4 of 5)
+    assert straight.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 3)
+    assert straight.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 5)
+    first = trainer(tmp_path / "resumed", "train.steps=5", *decay, "output.checkpoint_every=3")
+    for _ in range(3):  # stop after 3 of the 5 steps, as an interrupted run would
+        first.train_step()
+    first.save_checkpoint()
+    resumed = trainer(tmp_path / "resumed", "train.steps=5", *decay)
+    resumed.load_training_state(load_checkpoint(tmp_path / "resumed"))
+    resumed.fit()
+    assert all(torch.equal(x, y) for x, y in zip(params(straight), params(resumed), strict=True))
+
+
+def test_decay_start_outside_zero_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"optim\.g\.decay_start.*1\.5"):
+        load_config(None, ["optim.g.decay_start=1.5"])
