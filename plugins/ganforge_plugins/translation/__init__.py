@@ -1,0 +1,1 @@
+"""Image-to-image translation: pix2pix, CycleGAN and StarGAN as training procedures composed from plugins."""
