@@ -1,0 +1,327 @@
+"""Data for image-to-image translation: ground-truth tasks built from real MNIST with kornia, and
+folders of your own images.
+
+Three shapes of data, one per procedure:
+
+- :class:`PairedData` (pix2pix): aligned ``a[i] -> b[i]``;
+- :class:`UnpairedData` (CycleGAN): domains ``x`` and ``y`` with no correspondence; a ground-truth
+  task also carries ``x_truth`` (what ``G(x)`` should be) and ``y_truth`` (what ``F(y)`` should be),
+  which training never sees;
+- :class:`DomainData` (StarGAN): images with a domain index each; a ground-truth task's test split
+  carries ``truth [N, K, C, H, W]``, every image rendered in every domain.
+
+Ground-truth tasks (the 28x28 digit is transformed, then centred on the canvas):
+
+- ``edges2mnist`` (paired): A = the edges of a real digit (kornia's Sobel magnitude, normalised per
+  image, or Canny's binary edges), B = the digit;
+- ``mnist-thin2bold`` (unpaired): X = digits of the first half of the split eroded (2x2 square), Y =
+  digits of the other half dilated (3x3 cross) (kornia.morphology); the truth for ``G(x)`` is ``x``'s
+  own digit dilated, for ``F(y)`` ``y``'s own digit eroded;
+- ``mnist-styles`` (StarGAN): domains plain / bold (dilated) / thin (eroded) / italic (sheared by
+  -0.3, kornia.geometry.shear); each training digit appears in one random domain only.
+
+Folders (``root``): ``aligned`` (``A/`` and ``B/`` with matching file names, or side-by-side ``AB``
+images twice as wide as high), ``unaligned`` (``trainA/`` and ``trainB/``; ``testA/``, ``testB/``
+for ``split = "test"``), ``domains`` (one sub-folder per domain). Images keep their size, which must
+be the same for every image (or are resized to ``resolution`` when it is set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import torch
+import torch.nn.functional as F
+from attrs import validators as v
+from ganforge import DataError, power_of_two
+from torch import Tensor
+
+from ganforge_plugins.datasets.idx import FILES, _open, read_idx
+
+GROUND_TRUTH_TASKS = ("edges2mnist", "mnist-thin2bold", "mnist-styles")
+FOLDERS = ("aligned", "unaligned", "domains")
+TASKS = GROUND_TRUTH_TASKS + FOLDERS
+KIND = {"edges2mnist": "paired", "aligned": "paired", "mnist-thin2bold": "unpaired", "unaligned": "unpaired",
+        "mnist-styles": "domains", "domains": "domains"}
+STYLES = ("plain", "bold", "thin", "italic")
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+SHEAR = -0.3  # italic: x' = x - 0.3 y about the centre, the top leaning right
+
+
+@attrs.frozen(kw_only=True)
+class TranslationDataConfig:
+    name: str = attrs.field(default="edges2mnist", validator=v.in_(TASKS))
+    root: str = "../shared/data/mnist"  # the MNIST idx files, or your folder
+    split: str = attrs.field(default="train", validator=v.in_(("train", "test")))
+    resolution: int = attrs.field(default=32, validator=power_of_two(4, 1024))  # MNIST canvas; folders resize to it
+    limit: int = attrs.field(default=0, validator=v.ge(0))  # at most this many digits (0 = all)
+    edges: str = attrs.field(default="sobel", validator=v.in_(("sobel", "canny")))  # edges2mnist
+    channels: int = attrs.field(default=3, validator=v.in_((1, 3)))  # folders: 1 = grayscale, 3 = RGB
+    seed: int = 0  # mnist-styles: which domain each training digit is shown in
+
+    @property
+    def kind(self) -> str:
+        return KIND[self.name]
+
+
+@attrs.frozen(kw_only=True)
+class PairedData:
+    a: Tensor  # [N, Ca, H, W] in [-1, 1]
+    b: Tensor  # [N, Cb, H, W]
+    names: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class UnpairedData:
+    x: Tensor  # [N, C, H, W]
+    y: Tensor  # [M, C', H, W]
+    x_truth: Tensor | None = None  # [N, C', H, W]: G(x) should be this
+    y_truth: Tensor | None = None  # [M, C, H, W]: F(y) should be this
+
+
+@attrs.frozen(kw_only=True)
+class DomainData:
+    images: Tensor  # [N, C, H, W]
+    domains: Tensor  # [N] int64
+    domain_names: tuple[str, ...]
+    truth: Tensor | None = None  # [N, K, C, H, W]: image i in domain k
+
+
+# -- kornia transformations of [N, 1, 28, 28] digits in [0, 1] ---------------------------------------
+
+
+def sobel_edges(x: Tensor) -> Tensor:
+    """Sobel gradient magnitude, divided by each image's maximum: ``[N, 1, H, W]`` in ``[0, 1]``."""
+    import kornia
+
+    mag = kornia.filters.sobel(x)
+    return mag / mag.flatten(1).amax(1).clamp(min=1e-6)[:, None, None, None]
+
+
+def canny_edges(x: Tensor) -> Tensor:
+    """Canny's binary edge map (kornia, thresholds 0.1 / 0.2, 5x5 Gaussian of sigma 1)."""
+    import kornia
+
+    return kornia.filters.canny(x)[1]
+
+
+def bold(x: Tensor) -> Tensor:
+    """Dilation by a 3x3 cross: strokes about 2 pixels wider."""
+    import kornia
+
+    return kornia.morphology.dilation(x, torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]]))
+
+
+def thin(x: Tensor) -> Tensor:
+    """Erosion by a 2x2 square: strokes about 1 pixel narrower, none erased."""
+    import kornia
+
+    return kornia.morphology.erosion(x, torch.ones(2, 2))
+
+
+def italic(x: Tensor) -> Tensor:
+    """Horizontal shear by ``SHEAR`` about the image centre."""
+    import kornia
+
+    shear = torch.tensor([[SHEAR, 0.0]], dtype=x.dtype).expand(x.shape[0], 2)
+    return kornia.geometry.transform.shear(x, shear).clamp(0.0, 1.0)
+
+
+STYLE_FUNCTIONS = {"plain": lambda x: x, "bold": bold, "thin": thin, "italic": italic}
+
+
+def style(x: Tensor, name: str) -> Tensor:
+    """A ``mnist-styles`` domain of ``[N, 1, H, W]`` digits in ``[0, 1]``."""
+    return STYLE_FUNCTIONS[name](x)
+
+
+# -- MNIST tasks -------------------------------------------------------------------------------------
+
+
+def load_mnist_digits(root: str | Path, split: str, limit: int = 0) -> Tensor:
+    """``[N, 1, 28, 28]`` real MNIST digits in ``[0, 1]`` from the local idx files."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root: directory {str(root)!r} does not exist (expected the MNIST idx files)")
+    stem = FILES[split][0]
+    images = read_idx(_open(root, stem), expected_dims=3, source=str(root / stem))
+    if limit:
+        images = images[:limit]
+    return torch.from_numpy(images.copy()).float().div_(255.0).unsqueeze(1)
+
+
+def to_canvas(x: Tensor, resolution: int) -> Tensor:
+    """``[N, C, 28, 28]`` in ``[0, 1]`` -> ``[N, C, R, R]`` in ``[-1, 1]``: centred by zero padding, or
+    resized below 28."""
+    h = x.shape[-1]
+    if resolution >= h:
+        before = (resolution - h) // 2
+        x = F.pad(x, (before, resolution - h - before) * 2)
+    else:
+        x = F.interpolate(x, size=(resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+def edges2mnist(config: TranslationDataConfig) -> PairedData:
+    digits = load_mnist_digits(config.root, config.split, config.limit)
+    edges = sobel_edges(digits) if config.edges == "sobel" else canny_edges(digits)
+    return PairedData(a=to_canvas(edges, config.resolution), b=to_canvas(digits, config.resolution))
+
+
+def mnist_thin2bold(config: TranslationDataConfig) -> UnpairedData:
+    digits = load_mnist_digits(config.root, config.split, config.limit)
+    half = len(digits) // 2
+    if half == 0:
+        raise DataError(f"data: mnist-thin2bold needs at least 2 digits, got {len(digits)}")
+    xs, ys = digits[:half], digits[half:2 * half]  # two disjoint halves: no digit is in both domains
+    r = config.resolution
+    return UnpairedData(x=to_canvas(thin(xs), r), y=to_canvas(bold(ys), r),
+                        x_truth=to_canvas(bold(xs), r), y_truth=to_canvas(thin(ys), r))
+
+
+def mnist_styles(config: TranslationDataConfig) -> DomainData:
+    digits = load_mnist_digits(config.root, config.split, config.limit)
+    k = len(STYLES)
+    domains = torch.randint(k, (len(digits),), generator=torch.Generator().manual_seed(config.seed))
+    images = torch.empty(len(digits), 1, config.resolution, config.resolution)
+    for d, name in enumerate(STYLES):
+        chosen = domains == d
+        if chosen.any():
+            images[chosen] = to_canvas(style(digits[chosen], name), config.resolution)
+    truth = None
+    if config.split == "test":  # every digit in every domain: the answer for every source -> target pair
+        truth = torch.stack([to_canvas(style(digits, name), config.resolution) for name in STYLES], dim=1)
+    return DomainData(images=images, domains=domains, domain_names=STYLES, truth=truth)
+
+
+# -- folders -------------------------------------------------------------------------------------------
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+
+
+def _read(path: Path, channels: int) -> Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            return x.view(im.height, im.width, channels).permute(2, 0, 1).float().div_(255.0)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"data.root: cannot read image {path}: {exc}") from None
+
+
+def load_images(paths: list[Path], channels: int, resolution: int | None, *, what: str) -> Tensor:
+    """``[N, C, H, W]`` in ``[-1, 1]``; every image must have the size of the first."""
+    if not paths:
+        raise DataError(f"data.root: {what} holds no images ({', '.join(EXTENSIONS)})")
+    images = [_read(p, channels) for p in paths]
+    first = images[0].shape[1:]
+    for path, image in zip(paths, images, strict=True):
+        if image.shape[1:] != first:
+            raise DataError(f"data.root: images of different sizes: {paths[0]} is {first[1]}x{first[0]} but "
+                            f"{path} is {image.shape[2]}x{image.shape[1]} (width x height); make them one size")
+    x = torch.stack(images)
+    if resolution is not None and tuple(first) != (resolution, resolution):
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+def _subfolders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _root(config: TranslationDataConfig) -> Path:
+    root = Path(config.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root: directory {str(root)!r} does not exist")
+    return root
+
+
+def aligned(config: TranslationDataConfig) -> PairedData:
+    """Pairs from ``A/`` and ``B/`` with matching file names, or side-by-side ``AB`` images."""
+    root = _root(config)
+    subs = _subfolders(root)
+    unpaired = [s for s in subs if s in ("trainA", "trainB", "testA", "testB")]
+    if unpaired and not {"A", "B"} <= set(subs):
+        raise DataError(f"data.root: {root} holds unpaired folders ({', '.join(s + '/' for s in unpaired)}), the "
+                        f"CycleGAN layout; pix2pix needs aligned pairs: A/ and B/ with matching file names, or "
+                        f"side-by-side AB images (use method = \"cyclegan\" with data.name = \"unaligned\" for "
+                        f"unpaired data)")
+    if {"A", "B"} <= set(subs):
+        a_paths, b_paths = _images_in(root / "A"), _images_in(root / "B")
+        a_names, b_names = {p.stem for p in a_paths}, {p.stem for p in b_paths}
+        if a_names != b_names:
+            only_a, only_b = sorted(a_names - b_names), sorted(b_names - a_names)
+            parts = []
+            if only_a:
+                parts.append(f"in A/ only: {', '.join(only_a[:10])}" + (" ..." if len(only_a) > 10 else ""))
+            if only_b:
+                parts.append(f"in B/ only: {', '.join(only_b[:10])}" + (" ..." if len(only_b) > 10 else ""))
+            raise DataError(f"data.root: A/ and B/ in {root} must hold images of the same names; " + "; ".join(parts))
+        b_by_name = {p.stem: p for p in b_paths}
+        b_paths = [b_by_name[p.stem] for p in a_paths]
+        a = load_images(a_paths, config.channels, None, what=f"{root / 'A'}")
+        b = load_images(b_paths, config.channels, None, what=f"{root / 'B'}")
+        if a.shape[2:] != b.shape[2:]:
+            raise DataError(f"data.root: images of different sizes: {a_paths[0]} is {a.shape[3]}x{a.shape[2]} but "
+                            f"{b_paths[0]} is {b.shape[3]}x{b.shape[2]} (width x height)")
+        a, b = _resize(a, config.resolution), _resize(b, config.resolution)
+        return PairedData(a=a, b=b, names=tuple(p.stem for p in a_paths))
+    paths = _images_in(root)
+    if not paths:
+        raise DataError(f"data.root: {root} holds neither A/ and B/ folders nor side-by-side AB images")
+    ab = load_images(paths, config.channels, None, what=str(root))
+    h, w = ab.shape[2:]
+    if w != 2 * h:
+        raise DataError(f"data.root: side-by-side AB images must be twice as wide as high; {paths[0]} is {w}x{h}")
+    return PairedData(a=_resize(ab[..., :h], config.resolution), b=_resize(ab[..., h:], config.resolution),
+                      names=tuple(p.stem for p in paths))
+
+
+def _resize(x: Tensor, resolution: int) -> Tensor:
+    if x.shape[2:] == (resolution, resolution):
+        return x
+    unit = (x + 1.0) / 2.0
+    unit = F.interpolate(unit, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return unit.clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+def unaligned(config: TranslationDataConfig) -> UnpairedData:
+    root = _root(config)
+    prefix = "train" if config.split == "train" else "test"
+    folders = [root / f"{prefix}A", root / f"{prefix}B"]
+    missing = [f.name + "/" for f in folders if not f.is_dir()]
+    if missing:
+        raise DataError(f"data.root: {root} lacks {', '.join(missing)}; unpaired data lives in {prefix}A/ and "
+                        f"{prefix}B/")
+    x = load_images(_images_in(folders[0]), config.channels, None, what=str(folders[0]))
+    y = load_images(_images_in(folders[1]), config.channels, None, what=str(folders[1]))
+    return UnpairedData(x=_resize(x, config.resolution), y=_resize(y, config.resolution))
+
+
+def domain_folders(config: TranslationDataConfig) -> DomainData:
+    root = _root(config)
+    names = tuple(_subfolders(root))
+    if len(names) < 2:
+        raise DataError(f"data.root: {root} must hold one sub-folder per domain, at least 2; found "
+                        f"{', '.join(names) or 'none'}")
+    images, domains = [], []
+    for d, name in enumerate(names):
+        x = _resize(load_images(_images_in(root / name), config.channels, None, what=str(root / name)),
+                    config.resolution)
+        images.append(x)
+        domains.append(torch.full((len(x),), d, dtype=torch.long))
+    return DomainData(images=torch.cat(images), domains=torch.cat(domains), domain_names=names)
+
+
+LOADERS = {"edges2mnist": edges2mnist, "mnist-thin2bold": mnist_thin2bold, "mnist-styles": mnist_styles,
+           "aligned": aligned, "unaligned": unaligned, "domains": domain_folders}
+
+
+def load_translation_data(config: TranslationDataConfig) -> PairedData | UnpairedData | DomainData:
+    """The data ``config`` names."""
+    return LOADERS[config.name](config)
