@@ -4,8 +4,10 @@ Zhu, Krähenbühl, Shechtman & Efros 2016, "Generative Visual Manipulation on th
 Manifold" (arXiv:1609.03552), eq. 1: ``z* = argmin_z L(G(z), x)``; Abdal, Qin & Wonka 2019,
 "Image2StyleGAN" (arXiv:1904.03189), section 4: optimising in W+ (one ``w`` per layer) starting
 from the mean latent ``w_avg`` reaches far lower reconstruction error than Z or W, with Adam
-(lr 0.01, ``beta = (0.9, 0.999)``; 5000 steps in the paper). Here ``L`` is the pixel MSE (the
-paper adds a VGG perceptual loss; a pluggable feature loss is not part of this module yet).
+(lr 0.01, ``beta = (0.9, 0.999)``; 5000 steps in the paper). Here, as in the paper's eq. 3,
+``L = MSE(G(w), x) + feature_weight L_feat(G(w), x)`` with a feature loss over a pluggable frozen
+network (:mod:`.feature_loss`: ganforge's domain classifier by default, VGG16 from a local weights
+file; ``feature_weight = 0`` leaves the pixel loss alone).
 Reconstruction quality is reported as PSNR for images in ``[-1, 1]`` (peak-to-peak 2):
 ``PSNR = 10 log10(2^2 / MSE)``.
 
@@ -27,6 +29,7 @@ from attrs import validators as v
 from ganforge import DataError
 from torch import Tensor
 
+from ganforge_plugins.latent.feature_loss import FeatureNetwork, build_feature_network
 from ganforge_plugins.latent.spaces import SPACES, check_space, latent_shape, render, unwrap
 
 
@@ -37,6 +40,9 @@ class InversionConfig:
     lr: float = attrs.field(default=0.01, validator=v.gt(0.0))  # Adam, paper: 0.01
     init: str = attrs.field(default="mean", validator=v.in_(("mean", "random")))  # mean: z = 0 / w_avg
     restarts: int = attrs.field(default=1, validator=v.ge(1))  # runs (the later from prior draws); best per image
+    feature_weight: float = attrs.field(default=1.0, validator=v.ge(0.0))  # Image2StyleGAN eq. 3: 1
+    feature_network: str = "auto"  # "auto" (the domain classifier), a registered classifier, or "vgg16"
+    feature_weights: str = ""  # a local weights file (required for vgg16)
 
 
 def psnr(x: Tensor, y: Tensor, *, peak_to_peak: float = 2.0) -> Tensor:
@@ -96,12 +102,17 @@ def invert(generator: Any, images: Tensor, config: InversionConfig, *, start: Te
         raise DataError(f"start: expected latents [{len(images)}, "
                         f"{', '.join(map(str, latent_shape(g, config.space)))}], got {list(start.shape)}")
     t0 = time.perf_counter()
-    latents, losses = _optimise(g, images, start, config)
+    features = None
+    if config.feature_weight > 0:
+        features = build_feature_network(config.feature_network, channels=images.shape[1],
+                                         weights=config.feature_weights, device=images.device)
+    latents, losses = _optimise(g, images, start, config, features)
     with torch.no_grad():
         quality = psnr(render(g, latents, config.space), images)
     for _ in range(config.restarts - 1):
         again, more = _optimise(g, images, start_point(g, len(images), config.space, "random",
-                                                       generator_rng=generator_rng, device=images.device), config)
+                                                       generator_rng=generator_rng, device=images.device), config,
+                                  features)
         with torch.no_grad():
             q = psnr(render(g, again, config.space), images)
         better = q > quality
@@ -113,16 +124,30 @@ def invert(generator: Any, images: Tensor, config: InversionConfig, *, start: Te
     return latents, record
 
 
-def _optimise(g: Any, images: Tensor, start: Tensor, config: InversionConfig) -> tuple[Tensor, list[float]]:
-    """``config.steps`` Adam steps on the pixel MSE from ``start``; the generator's weights stay frozen."""
+def reconstruction_loss(fake: Tensor, images: Tensor, *, features: FeatureNetwork | None = None,
+                        target_features: list[Tensor] | None = None, feature_weight: float = 0.0) -> Tensor:
+    """``MSE(fake, images) + feature_weight L_feat(fake, images)`` (the pixel loss alone without ``features``)."""
+    loss = (fake - images).square().mean()
+    if features is not None and feature_weight > 0:
+        target = target_features if target_features is not None else [t.detach() for t in features(images)]
+        loss = loss + feature_weight * features.loss(fake, target)
+    return loss
+
+
+def _optimise(g: Any, images: Tensor, start: Tensor, config: InversionConfig,
+              features: FeatureNetwork | None = None) -> tuple[Tensor, list[float]]:
+    """``config.steps`` Adam steps on the reconstruction loss from ``start``; the generator's weights stay frozen."""
     latents = start.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        target = features(images) if features is not None else None
     opt = torch.optim.Adam([latents], lr=config.lr, betas=(0.9, 0.999))
     requires = [p.requires_grad for p in g.parameters()]
     g.requires_grad_(False)
     losses: list[float] = []
     try:
         for _ in range(config.steps):
-            loss = (render(g, latents, config.space) - images).square().mean()
+            loss = reconstruction_loss(render(g, latents, config.space), images, features=features,
+                                       target_features=target, feature_weight=config.feature_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
