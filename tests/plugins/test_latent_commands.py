@@ -1,0 +1,197 @@
+"""``ganforge interpolate``, ``edit`` and ``invert`` end to end on tiny checkpoints trained for a few steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ganforge import ConfigError, load_generator
+from ganforge.cli import main
+from ganforge_plugins.latent.commands import parse_alphas
+from ganforge_plugins.latent.encoder import load_inverted
+from ganforge_plugins.latent.inversion import psnr
+from ganforge_plugins.latent.spaces import render
+from PIL import Image
+
+from tests.conftest import TINY
+
+STYLEGAN = """
+[generator]
+name = "stylegan"
+latent_dim = 8
+w_dim = 8
+mapping_layers = 2
+channel_base = 64
+channel_max = 8
+
+[discriminator]
+name = "stylegan"
+channel_base = 64
+channel_max = 8
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("latent-cli")
+    assert main(["train", "--out", str(base / "dcgan"), *sets(TINY)]) == 0
+    (base / "stylegan.toml").write_text(STYLEGAN)
+    style = [s for s in TINY if not s.startswith(("generator.", "discriminator."))]
+    assert main(["train", str(base / "stylegan.toml"), "--out", str(base / "stylegan"), *sets(style)]) == 0
+    return {"dcgan": base / "dcgan", "stylegan": base / "stylegan"}
+
+
+def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("ganforge: error: ") and "Traceback" not in err
+    return err
+
+
+def test_parse_alphas() -> None:
+    assert parse_alphas("-3:3:7") == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    assert parse_alphas("-1,0.5,2") == [-1.0, 0.5, 2.0]
+    assert parse_alphas("2:5:1") == [2.0]
+    for bad in ("-3:3", "a,b", "0:1:0"):
+        with pytest.raises(ConfigError, match=r"--alphas .*START:STOP:COUNT"):
+            parse_alphas(bad)
+
+
+def test_interpolate_writes_a_strip_and_a_gif(runs, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "strip.png"
+    assert main(["interpolate", str(runs["dcgan"]), "--out", str(out), "--steps", "5", "--pairs", "3"]) == 0
+    with Image.open(out) as im:
+        assert im.size == (5 * 18 + 2, 3 * 18 + 2)  # 16x16 images with 2-pixel padding
+    with Image.open(tmp_path / "strip.gif") as gif:
+        assert gif.n_frames == 8  # 5 forth, 3 back
+        assert gif.size == (3 * 18 + 2, 18 + 2)  # one frame: the three rows side by side
+    gif = tmp_path / "w.gif"
+    assert main(["interpolate", str(runs["stylegan"]), "--out", str(tmp_path / "w.png"), "--gif", str(gif),
+                 "--space", "w+", "--mode", "lerp", "--steps", "3", "--pairs", "2"]) == 0
+    with Image.open(gif) as im:
+        assert im.n_frames == 4
+    assert "has no latent space 'w'" in error_of(["interpolate", str(runs["dcgan"]), "--out", str(out),
+                                                  "--space", "w"], capsys)
+    assert "--out 'x.jpg': expected a .png file" in error_of(["interpolate", str(runs["dcgan"]), "--out", "x.jpg"],
+                                                             capsys)
+
+
+def test_edit_grid_scores_and_saved_direction(runs, tmp_path: Path, capsys) -> None:
+    grid, direction = tmp_path / "ink.png", tmp_path / "ink.safetensors"
+    argv = ["edit", str(runs["dcgan"]), "--editor", "interfacegan", "--attribute", "ink", "--alphas", "-3:3:7",
+            "-n", "4", "--param", "num_samples=300", "--param", "num_keep=60", "--out", str(grid)]
+    capsys.readouterr()
+    assert main([*argv, "--save-direction", str(direction)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["alphas"] == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] and result["space"] == "z"
+    assert result["mean_score"][-1] > result["mean_score"][0]  # the direction points towards more ink
+    assert json.loads((tmp_path / "ink.json").read_text()) == result
+    with Image.open(grid) as im:
+        assert im.size == (7 * 18 + 2, 4 * 18 + 2)
+    side = json.loads((tmp_path / "ink.safetensors.json").read_text())
+    assert side["attribute"] == "ink" and side["generator"]["checkpoint"].endswith("step-00000003")
+    again = tmp_path / "again.png"
+    assert main(["edit", str(runs["dcgan"]), "--direction", str(direction), "--alphas", "-3:3:7", "-n", "4",
+                 "--out", str(again)]) == 0
+    assert again.read_bytes() == grid.read_bytes()  # the same direction and the same samples
+    err = error_of(["edit", str(runs["stylegan"]), "--direction", str(direction), "--out", str(again)], capsys)
+    assert "belongs to another generator" in err
+    err = error_of(["edit", str(runs["dcgan"]), "--editor", "latent-transformer", "--out", str(again)], capsys)
+    assert "space: DCGANGenerator has no latent space 'w'" in err
+    err = error_of(["edit", str(runs["dcgan"]), "--editor", "ganspace", "--attribute", "ink", "--out", str(again)],
+                   capsys)
+    assert "--attribute: editor 'ganspace' has no 'attribute' setting" in err
+    assert "--param 'bogus=1': expected KEY=VALUE" in error_of(
+        ["edit", str(runs["dcgan"]), "--param", "bogus=1", "--out", str(again)], capsys)
+
+
+def test_edit_with_the_latent_transformer_on_a_stylegan(runs, tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["edit", str(runs["stylegan"]), "--editor", "latent-transformer", "--attribute", "ink",
+                 "--alphas", "-1,0,1", "-n", "3", "--param", "num_samples=200", "--param", "steps=30",
+                 "--param", "classifier_steps=30", "--param", 'preserve=["slant"]',
+                 "--out", str(tmp_path / "lt.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["space"] == "w" and len(result["mean_score"]) == 3
+
+
+def test_invert_methods_and_files(runs, tmp_path: Path, capsys) -> None:
+    targets = tmp_path / "targets.npy"
+    assert main(["sample", str(runs["dcgan"]), "-n", "4", "--seed", "3", "--out", str(targets)]) == 0
+    encoder = tmp_path / "enc.safetensors"
+    results = {}
+    for method in ("optimise", "hybrid", "encoder"):
+        extra = ["--encoder-steps", "100", "--save-encoder", str(encoder)] if method == "hybrid" else []
+        extra += ["--encoder", str(encoder)] if method == "encoder" else []
+        capsys.readouterr()
+        assert main(["invert", str(runs["dcgan"]), str(targets), "--method", method, "--steps", "20",
+                     "--feature-weight", "0", "--out", str(tmp_path / method), *extra]) == 0
+        results[method] = json.loads(capsys.readouterr().out)
+        assert json.loads((tmp_path / method / "inversion.json").read_text()) == results[method]
+    assert results["hybrid"]["mean_psnr"] > results["optimise"]["mean_psnr"]
+    assert results["encoder"]["steps"] == 0 and results["encoder"]["encoder"] == {"file": str(encoder)}
+    # the saved latents reproduce the reported reconstructions
+    trained = load_generator(runs["dcgan"])
+    latents, meta = load_inverted(tmp_path / "hybrid" / "latents.safetensors", trained)
+    assert meta["method"] == "hybrid" and meta["space"] == "z" and latents.shape == (4, 16)
+    images = torch.from_numpy(np.load(targets)) * 2 - 1
+    with torch.no_grad():
+        again = psnr(render(trained, latents, "z"), images)
+    np.testing.assert_allclose(again.numpy(), results["hybrid"]["psnr"], rtol=1e-3)
+    with Image.open(tmp_path / "hybrid" / "reconstruction.png") as im:
+        assert im.size == (4 * 18 + 2, 2 * 18 + 2)  # targets above, reconstructions below
+
+
+def test_invert_reads_pngs_and_refuses_bad_input(runs, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "b.png")
+    capsys.readouterr()
+    assert main(["invert", str(runs["dcgan"]), str(folder), "--method", "optimise", "--steps", "2",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == ["a.png", "b.png"]
+    dc, out = str(runs["dcgan"]), str(tmp_path / "x")
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(big / "a.png")
+    assert "big/a.png': is 28x28; the generator makes 16x16 images" in error_of(["invert", dc, str(big), "--out", out],
+                                                                               capsys)
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(colour / "a.png")
+    assert "a colour image (mode RGB); the generator makes 1-channel" in error_of(
+        ["invert", dc, str(colour), "--out", out], capsys)
+    rgb = tmp_path / "rgb.npy"
+    np.save(rgb, np.zeros((2, 3, 16, 16), np.float32))
+    assert "images of shape [3, 16, 16] (channels, height, width); the generator makes [1, 16, 16]" in error_of(
+        ["invert", dc, str(rgb), "--out", out], capsys)
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.full((2, 1, 16, 16), 255.0, np.float32))
+    assert "expected floats in [0, 1]" in error_of(["invert", dc, str(wide), "--out", out], capsys)
+    ok = tmp_path / "ok.npy"
+    np.save(ok, np.zeros((2, 1, 16, 16), np.float32))
+    assert "space: DCGANGenerator has no latent space 'w'" in error_of(
+        ["invert", dc, str(ok), "--space", "w", "--out", out], capsys)
+    assert "--save-encoder: method 'optimise' trains no encoder" in error_of(
+        ["invert", dc, str(ok), "--method", "optimise", "--save-encoder", str(tmp_path / "e.safetensors"),
+         "--out", out], capsys)
+    assert "expected a folder of .png files or a .npy file" in error_of(["invert", dc, str(tmp_path / "no"),
+                                                                        "--out", out], capsys)
