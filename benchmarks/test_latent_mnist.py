@@ -1,0 +1,72 @@
+"""CPU smoke run of ``benchmarks/latent_mnist.py`` on a tiny StyleGAN trained for three steps: every
+section runs and reports its numbers, targets and pictures (the numbers themselves need a trained
+StyleGAN on MNIST; see the script's docstring)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from ganforge.cli import main as ganforge
+
+from benchmarks.latent_mnist import main, spearman
+from tests.conftest import TINY
+
+STYLEGAN = """
+[generator]
+name = "stylegan"
+latent_dim = 8
+w_dim = 8
+mapping_layers = 2
+channel_base = 64
+channel_max = 8
+
+[discriminator]
+name = "stylegan"
+channel_base = 64
+channel_max = 8
+"""
+
+
+def test_spearman_with_ties() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert spearman(x, torch.tensor([10.0, 20.0, 30.0, 40.0])) == pytest.approx(1.0)
+    assert spearman(x, torch.tensor([4.0, 3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    # ranks of y with a tie: 1, 2.5, 2.5, 4 -> rho = 0.9486832980505138
+    assert spearman(x, torch.tensor([0.0, 1.0, 1.0, 2.0])) == pytest.approx(0.9486832980505138)
+    assert spearman(x, torch.zeros(4)) == 0.0
+
+
+@pytest.mark.slow
+def test_latent_benchmark_smoke(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (tmp_path / "stylegan.toml").write_text(STYLEGAN)
+        sets = [a for item in TINY if not item.startswith(("generator.", "discriminator.")) for a in ("--set", item)]
+        assert ganforge(["train", str(tmp_path / "stylegan.toml"), "--out", str(tmp_path / "run"), *sets]) == 0
+        out = tmp_path / "results"
+        assert main([str(tmp_path / "run"), "--scale", "smoke", "--device", "cpu", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    result = json.loads((out / "latent-mnist.json").read_text())
+    assert set(result) == {"interfacegan", "ganspace", "latent_transformer", "vector_arithmetic", "inversion", "meta"}
+    assert result["meta"]["edit_space"] == "w" and result["meta"]["scale"] == "smoke"
+    ig = result["interfacegan"]
+    assert -1.0 <= ig["mean_spearman_rho"] <= 1.0 and len(ig["mean_ink_per_alpha"]) == 13
+    assert 0.0 <= ig["digit_kept_abs_alpha_le_1.5"] <= 1.0 and math.isfinite(ig["condition_slant_ratio"])
+    gs = result["ganspace"]
+    assert gs["explained_variance_ratio"][0] >= gs["explained_variance_ratio"][-1]
+    assert set(gs["layer_ranges_pc1_alpha_3"]) == {"coarse", "middle"}  # a 16x16 StyleGAN has no fine layers
+    lt = result["latent_transformer"]
+    assert 0.0 <= lt["flip_rate_alpha_1"] <= 1.0 and lt["interfacegan_same_ink_change"]["alpha"] > 0
+    inv = result["inversion"]
+    assert inv["space"] == "w+" and set(inv["real_mse"]) == {"optimise", "hybrid", "encoder"}
+    assert inv["encoder_speedup_over_optimisation"] > 1
+    for section in ("interfacegan", "ganspace", "latent_transformer", "inversion"):
+        assert all(isinstance(v, bool) for v in result[section]["pass"].values())
+    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "transformer-ink", "inversion-real"):
+        assert (out / f"latent-{picture}.png").is_file()
