@@ -108,6 +108,7 @@ class TranslationConfig:
     rec_weight: float = attrs.field(default=10.0, validator=v.ge(0.0))  # StarGAN lambda_rec
     n_critic: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
     steps: int = attrs.field(default=10_000, validator=v.ge(1))
+    time_limit: float = attrs.field(default=0.0, validator=v.ge(0.0))  # seconds of training; 0 = none
     batch_size: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
     lr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     betas: tuple[float, float] = (0.5, 0.999)
@@ -707,6 +708,12 @@ def _fsync(path: Path) -> None:
 def train(config: TranslationConfig, manager: Any, out: str | Path, *, device: torch.device | None = None
           ) -> dict[str, Any]:
     """Train ``config`` into the run directory ``out``; returns the last logged record (with the test errors)."""
+    return fit(config, manager, out, device=device)[1]
+
+
+def fit(config: TranslationConfig, manager: Any, out: str | Path, *, device: torch.device | None = None
+        ) -> tuple[Procedure, dict[str, Any]]:
+    """:func:`train`, returning the trained procedure too."""
     out = Path(out)
     resolved = resolve(config, manager)  # every config problem is reported before anything is loaded
     config_toml = resolved_toml(resolved, manager)
@@ -728,7 +735,7 @@ def train(config: TranslationConfig, manager: Any, out: str | Path, *, device: t
             if bad:
                 raise ConfigError(f"training diverged at step {step}: {', '.join(bad)} is not finite; lower the "
                                   f"learning rate or change the loss")
-            last = step == config.steps
+            last = step == config.steps or 0 < config.time_limit <= time.perf_counter() - start
             if step % config.log_every == 0 or step % config.sample_every == 0 or last:
                 record = {"step": step, **losses, "lr": procedure.schedulers["generator"].get_last_lr()[0],
                           "seconds": round(time.perf_counter() - start, 3)}
@@ -745,4 +752,8 @@ def train(config: TranslationConfig, manager: Any, out: str | Path, *, device: t
                           flush=True)
             if step % config.checkpoint_every == 0 or last:
                 save_checkpoint(out / "checkpoints", step, procedure, config_toml, config.keep_checkpoints)
-    return record
+            if last:
+                break
+    for net in procedure.networks.values():
+        net.eval()
+    return procedure, record
