@@ -100,3 +100,12 @@ def test_mnist_digit_scorer_reads_real_digits() -> None:
     assert probs.shape == (200, 10)
     torch.testing.assert_close(probs.sum(1), torch.ones(200))
     assert float((probs.argmax(1) == data.labels).float().mean()) > 0.95
+
+
+def test_thickness_is_the_ink_area_under_the_issues_name() -> None:
+    comp = MANAGER.get("scorer", "thickness")
+    scorer = comp.factory(comp.config())
+    assert tuple(scorer.attributes) == ("thickness",)
+    x = torch.cat([bar(2), bar(5)])  # 18 rows x 2 and x 5 pixels of 28 x 28
+    torch.testing.assert_close(scorer.score(x)[:, 0], torch.tensor([36 / 784, 90 / 784]))
+    torch.testing.assert_close(scorer.score(x), InkScorer(InkScorerConfig()).score(x))

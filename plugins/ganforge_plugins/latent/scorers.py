@@ -6,7 +6,8 @@ Images are ``[N, C, H, W]`` in ``[-1, 1]``; the ink intensity is ``m = (l + 1) /
 (ITU-R BT.601 weights for three channels, the channel itself for one), so ink is white on black as in
 MNIST. With pixel coordinates ``x`` to the right and ``y`` upwards:
 
-- ``ink``: stroke thickness as ink area, the fraction of pixels with ``m > threshold``;
+- ``ink`` (also registered as ``thickness``): stroke thickness as ink area, the fraction of pixels
+  with ``m > threshold``;
 - ``slant``: from the second moments of ``m`` (the deskewing shear of MNIST preprocessing),
   ``slant = mu_11 / mu_02`` with ``mu_pq = sum m (x - x_bar)^p (y - y_bar)^q``: a stroke
   ``x = x0 + s y`` has slant ``s`` (> 0 leaning right);
@@ -95,6 +96,16 @@ class InkScorer:
         return ink_area(check_images(x, "ink"), self.threshold)[:, None]
 
 
+class ThicknessScorer(InkScorer):
+    """Stroke thickness as ink area, under the issue's name for it (``--attribute thickness``)."""
+
+    attributes = ("thickness",)
+
+    @torch.no_grad()
+    def score(self, x: Tensor) -> Tensor:
+        return ink_area(check_images(x, "thickness"), self.threshold)[:, None]
+
+
 class SlantScorer:
     """Slant (shear) from the second moments of the ink."""
 
@@ -143,6 +154,7 @@ def _digit_config() -> type:
 @hookimpl
 def ganforge_register_scorers(register):
     register("ink", InkScorer, InkScorerConfig)
+    register("thickness", ThicknessScorer, InkScorerConfig)
     register("slant", SlantScorer, MomentScorerConfig)
     register("brightness", BrightnessScorer, MomentScorerConfig)
     register("mnist-digit", DigitScorer, _digit_config())
