@@ -168,3 +168,18 @@ def test_bad_settings_are_refused() -> None:
         TranslationDataConfig(name="edges2cats")
     with pytest.raises(DataError, match="does not exist"):
         load_translation_data(TranslationDataConfig(name="edges2mnist", root="/nonexistent/mnist"))
+
+
+def test_cifar_colorize_pairs_the_luma_of_a_real_image_with_its_colours() -> None:
+    tarball = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    if not tarball.is_file():
+        pytest.skip("the CIFAR-10 jpeg tarball is not available")
+    data = load_translation_data(TranslationDataConfig(name="cifar-colorize", root=str(tarball.parent), split="test",
+                                                       limit=20))
+    assert data.a.shape == (20, 1, 32, 32) and data.b.shape == (20, 3, 32, 32)
+    rgb = (data.b + 1) / 2
+    luma = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]  # ITU-R 601
+    assert torch.allclose((data.a[:, 0] + 1) / 2, luma, atol=1e-5)
+    assert (rgb[:, 0] - rgb[:, 2]).abs().mean() > 0.02  # the targets are in colour
+    with pytest.raises(DataError, match="cifar10-jpeg.tar.gz"):
+        load_translation_data(TranslationDataConfig(name="cifar-colorize", root="/nonexistent"))

@@ -201,3 +201,34 @@ def test_bad_configs_are_refused_before_training(mnist_root: Path, tmp_path: Pat
 def test_translate_refuses_a_gan_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_translator(tmp_path / "nothing", MANAGER)
+
+
+@pytest.mark.slow  # reads the CIFAR-10 tarball twice (train and test): about 30 s on a busy machine
+def test_pix2pix_maps_one_channel_to_three_on_cifar_colorize(tmp_path: Path) -> None:
+    tarball = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    if not tarball.is_file():
+        pytest.skip("the CIFAR-10 jpeg tarball is not available")
+    data = TranslationDataConfig(name="cifar-colorize", root=str(tarball), resolution=16, limit=64)
+    config = tiny("pix2pix", tarball, data=data, steps=3, eval_size=16, sample_every=3)
+    procedure = build(config, MANAGER)
+    assert procedure.networks["generator"].latent_spaces[0].shape == (1, 16, 16)  # grayscale in
+    assert procedure.networks["discriminator"].condition_channels == 1  # scores concat(gray, colour)
+    last = train(config, MANAGER, tmp_path / "run")
+    assert 0 < last["test_l1"] < 1
+    assert image_size(tmp_path / "run" / "samples" / "step-00000003.png") == (3 * 18 + 2, 4 * 18 + 2)
+
+
+RECIPES = Path(__file__).resolve().parents[2] / "configs" / "translation"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.toml")))
+def test_translation_recipes_load_and_resolve(recipe: str) -> None:
+    from ganforge import load_settings
+
+    config = load_settings(TranslationConfig, RECIPES / recipe, (), MANAGER)
+    resolved = resolve(config, MANAGER)
+    assert config.method in recipe and config.data.name in recipe
+    expected = {"pix2pix": ("unet", "patchgan", "non-saturating"),
+                "cyclegan": ("resnet-generator", "patchgan", "lsgan"),
+                "stargan": ("resnet-generator", "stargan", "wgan")}[config.method]
+    assert (resolved.generator.name, resolved.discriminator.name, resolved.loss.name) == expected

@@ -14,6 +14,9 @@ Ground-truth tasks (the 28x28 digit is transformed, then centred on the canvas):
 
 - ``edges2mnist`` (paired): A = the edges of a real digit (kornia's Sobel magnitude, normalised per
   image, or Canny's binary edges), B = the digit;
+- ``cifar-colorize`` (paired): A = a CIFAR-10 image in grayscale (kornia's ``rgb_to_grayscale``,
+  ITU-R 601 luma), B = the colour image; ``root`` is ``cifar10-jpeg.tar.gz`` or the folder holding it,
+  read without unpacking; ``limit`` takes images evenly over the (class-sorted) split;
 - ``mnist-thin2bold`` (unpaired): X = digits of the first half of the split eroded (2x2 square), Y =
   digits of the other half dilated (3x3 cross) (kornia.morphology); the truth for ``G(x)`` is ``x``'s
   own digit dilated, for ``F(y)`` ``y``'s own digit eroded;
@@ -39,11 +42,11 @@ from torch import Tensor
 
 from ganforge_plugins.datasets.idx import FILES, _open, read_idx
 
-GROUND_TRUTH_TASKS = ("edges2mnist", "mnist-thin2bold", "mnist-styles")
+GROUND_TRUTH_TASKS = ("edges2mnist", "cifar-colorize", "mnist-thin2bold", "mnist-styles")
 FOLDERS = ("aligned", "unaligned", "domains")
 TASKS = GROUND_TRUTH_TASKS + FOLDERS
-KIND = {"edges2mnist": "paired", "aligned": "paired", "mnist-thin2bold": "unpaired", "unaligned": "unpaired",
-        "mnist-styles": "domains", "domains": "domains"}
+KIND = {"edges2mnist": "paired", "cifar-colorize": "paired", "aligned": "paired",
+        "mnist-thin2bold": "unpaired", "unaligned": "unpaired", "mnist-styles": "domains", "domains": "domains"}
 STYLES = ("plain", "bold", "thin", "italic")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 SHEAR = -0.3  # italic: x' = x - 0.3 y about the centre, the top leaning right
@@ -167,6 +170,53 @@ def edges2mnist(config: TranslationDataConfig) -> PairedData:
     digits = load_mnist_digits(config.root, config.split, config.limit)
     edges = sobel_edges(digits) if config.edges == "sobel" else canny_edges(digits)
     return PairedData(a=to_canvas(edges, config.resolution), b=to_canvas(digits, config.resolution))
+
+
+CIFAR_TARBALL = "cifar10-jpeg.tar.gz"
+
+
+def load_cifar10(root: str | Path, split: str, limit: int = 0) -> Tensor:
+    """``[N, 3, 32, 32]`` CIFAR-10 images in ``[0, 1]`` from the jpeg tarball (``train/<class>/NNNN.jpg``)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    path = Path(root).expanduser()
+    if path.is_dir():
+        path = path / CIFAR_TARBALL
+    if not path.is_file():
+        raise DataError(f"data.root: {str(path)!r} does not exist (expected {CIFAR_TARBALL} or the folder holding it)")
+    blobs: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                if member.isfile() and member.name.startswith(f"{split}/") and member.name.endswith(".jpg"):
+                    blobs[member.name] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"data.root: cannot read {path}: {exc}") from None
+    names = sorted(blobs)
+    if not names:
+        raise DataError(f"data.root: {path} holds no {split}/<class>/*.jpg images")
+    if limit and limit < len(names):
+        names = [names[i * len(names) // limit] for i in range(limit)]  # evenly over the classes
+    images = []
+    for name in names:
+        with Image.open(io.BytesIO(blobs[name])) as im:
+            im = im.convert("RGB")
+            images.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 3))
+    return torch.stack(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def cifar_colorize(config: TranslationDataConfig) -> PairedData:
+    import kornia
+
+    colour = load_cifar10(config.root, config.split, config.limit)
+    gray = kornia.color.rgb_to_grayscale(colour)
+    if config.resolution != colour.shape[-1]:
+        colour, gray = (F.interpolate(x, size=(config.resolution,) * 2, mode="bilinear", antialias=True,
+                                      align_corners=False).clamp(0.0, 1.0) for x in (colour, gray))
+    return PairedData(a=gray * 2.0 - 1.0, b=colour * 2.0 - 1.0)
 
 
 def mnist_thin2bold(config: TranslationDataConfig) -> UnpairedData:
@@ -318,8 +368,8 @@ def domain_folders(config: TranslationDataConfig) -> DomainData:
     return DomainData(images=torch.cat(images), domains=torch.cat(domains), domain_names=names)
 
 
-LOADERS = {"edges2mnist": edges2mnist, "mnist-thin2bold": mnist_thin2bold, "mnist-styles": mnist_styles,
-           "aligned": aligned, "unaligned": unaligned, "domains": domain_folders}
+LOADERS = {"edges2mnist": edges2mnist, "cifar-colorize": cifar_colorize, "mnist-thin2bold": mnist_thin2bold,
+           "mnist-styles": mnist_styles, "aligned": aligned, "unaligned": unaligned, "domains": domain_folders}
 
 
 def load_translation_data(config: TranslationDataConfig) -> PairedData | UnpairedData | DomainData:
