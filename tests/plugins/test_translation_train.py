@@ -232,3 +232,20 @@ def test_translation_recipes_load_and_resolve(recipe: str) -> None:
                 "cyclegan": ("resnet-generator", "patchgan", "lsgan"),
                 "stargan": ("resnet-generator", "stargan", "wgan")}[config.method]
     assert (resolved.generator.name, resolved.discriminator.name, resolved.loss.name) == expected
+
+
+def test_cyclegan_on_your_own_unaligned_folders(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    for side, shade in (("trainA", 40), ("trainB", 200)):
+        (tmp_path / side).mkdir()
+        for i in range(6):
+            noise = torch.randint(0, 30, (16, 16), generator=gen, dtype=torch.uint8)
+            Image.fromarray((noise + shade).numpy(), mode="L").convert("RGB").save(tmp_path / side / f"{i}.png")
+    data = TranslationDataConfig(name="unaligned", root=str(tmp_path), resolution=16)
+    config = tiny("cyclegan", tmp_path, data=data, steps=3, batch_size=2, sample_every=3)
+    last = train(config, MANAGER, tmp_path / "run")  # no testA/ testB/: the grids show training images
+    assert "test_l1" not in last and (tmp_path / "run" / "samples" / "step-00000003.png").is_file()
+    net, _, meta = load_translator(tmp_path / "run", MANAGER, to="A")
+    assert meta["method"] == "cyclegan" and net.latent_spaces[0].shape == (3, 16, 16)
+    with pytest.raises(ConfigError, match="translates to domain A .* or B"):
+        load_translator(tmp_path / "run", MANAGER, to="C")

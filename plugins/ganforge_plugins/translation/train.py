@@ -635,7 +635,9 @@ def _on(data: Any, device: torch.device) -> Any:
 def load_data(config: TranslationConfig) -> tuple[Any, Any | None]:
     train = load_translation_data(config.data)
     test = None
-    if config.test_split != "none":
+    no_test_folders = config.data.name == "unaligned" and config.test_split == "test" and not all(
+        (Path(config.data.root).expanduser() / f"test{side}").is_dir() for side in "AB")
+    if config.test_split != "none" and not no_test_folders:  # without testA/ testB/ the grids show training images
         test_cfg = attrs.evolve(config.data, split=config.test_split,
                                 limit=max(config.eval_size, config.grid_size))
         test = load_translation_data(test_cfg)
