@@ -247,5 +247,5 @@ def test_cyclegan_on_your_own_unaligned_folders(tmp_path: Path) -> None:
     assert "test_l1" not in last and (tmp_path / "run" / "samples" / "step-00000003.png").is_file()
     net, _, meta = load_translator(tmp_path / "run", MANAGER, to="A")
     assert meta["method"] == "cyclegan" and net.latent_spaces[0].shape == (3, 16, 16)
-    with pytest.raises(ConfigError, match="translates to domain A .* or B"):
+    with pytest.raises(ConfigError, match=r"translates to domain A .* or B"):
         load_translator(tmp_path / "run", MANAGER, to="C")
