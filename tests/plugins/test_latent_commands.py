@@ -195,3 +195,15 @@ def test_invert_reads_pngs_and_refuses_bad_input(runs, tmp_path: Path, capsys) -
          "--out", out], capsys)
     assert "expected a folder of .png files or a .npy file" in error_of(["invert", dc, str(tmp_path / "no"),
                                                                         "--out", out], capsys)
+
+
+def test_outputs_default_to_the_run_directory(runs, tmp_path: Path, capsys) -> None:
+    run = runs["dcgan"]
+    assert main(["interpolate", str(run / "checkpoints" / "step-00000003"), "--steps", "3", "--pairs", "1"]) == 0
+    assert (run / "latent" / "interpolate.png").is_file() and (run / "latent" / "interpolate.gif").is_file()
+    assert main(["edit", str(run), "--param", "num_samples=40", "--param", "num_keep=10", "-n", "2"]) == 0
+    assert json.loads((run / "latent" / "edit-interfacegan.json").read_text())["attribute"] == "ink"
+    ok = tmp_path / "ok.npy"
+    np.save(ok, np.zeros((1, 1, 16, 16), np.float32))
+    assert main(["invert", str(run), str(ok), "--method", "optimise", "--steps", "1"]) == 0
+    assert (run / "latent" / "invert-optimise" / "latents.safetensors.json").is_file()

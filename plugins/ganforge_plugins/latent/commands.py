@@ -1,6 +1,8 @@
 """``ganforge interpolate``, ``ganforge edit`` and ``ganforge invert``: the latent-space methods on a
 trained checkpoint, each writing a picture (and files that belong to the checkpoint's generator).
 
+Outputs go to ``--out``, by default under ``RUN/latent/`` of the checkpoint's run directory.
+
 - ``interpolate CHECKPOINT --out strip.png``: ``--pairs`` rows of ``--steps`` images from one latent
   to another (``slerp`` or ``lerp``, in ``z``, ``w`` or ``w+``; :mod:`.interpolation`), plus an
   animated GIF (``--gif``, by default next to the PNG) that walks the rows forth and back.
@@ -134,6 +136,12 @@ def _labels(trained: Any, n: int, rng: torch.Generator, class_index: int | None)
     return torch.randint(0, k, (n,), generator=rng, device=rng.device).to(trained.device)
 
 
+def run_dir(trained: Any) -> Path:
+    """The run directory of a loaded checkpoint (where outputs go by default)."""
+    path = Path(trained.checkpoint.path)
+    return path.parent.parent if path.parent.name == "checkpoints" else path
+
+
 def _check_image_generator(trained: Any, checkpoint: str) -> None:
     if not trained.spec.is_image:
         raise ConfigError(f"{checkpoint}: the generator makes vectors of shape {trained.spec.shape}, not images")
@@ -183,7 +191,7 @@ class Interpolate:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("checkpoint", help="run directory or checkpoint directory")
-        parser.add_argument("--out", required=True, help="the strip, FILE.png (one row per pair)")
+        parser.add_argument("--out", help="the strip, FILE.png, one row per pair (default: RUN/latent/interpolate.png)")
         parser.add_argument("--gif", help="the animation (default: --out with .gif)")
         parser.add_argument("--steps", type=int, help="images per row (8)")
         parser.add_argument("--pairs", type=int, help="rows (4)")
@@ -197,9 +205,11 @@ class Interpolate:
     def run(self, args: argparse.Namespace, manager: Any) -> int:
         config = _evolve(self.config, _changes(args, {k: k for k in ("steps", "pairs", "mode", "space", "psi",
                                                                      "seed", "device")}), "interpolate")
-        out = _out_path(args.out, (".png",))
-        gif = _out_path(args.gif, (".gif",), "--gif") if getattr(args, "gif", None) else out.with_suffix(".gif")
+        out = _out_path(args.out, (".png",)) if getattr(args, "out", None) else None
+        gif = _out_path(args.gif, (".gif",), "--gif") if getattr(args, "gif", None) else None
         trained = load_generator(args.checkpoint, device=resolve_device(config.device), manager=manager)
+        out = out or run_dir(trained) / "latent" / "interpolate.png"
+        gif = gif or out.with_suffix(".gif")
         _check_image_generator(trained, args.checkpoint)
         frames = interpolation_frames(trained, config, class_index=getattr(args, "class_index", None))
         pairs, steps = frames.shape[:2]
@@ -292,7 +302,8 @@ class Edit:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         _accept_negative_values(parser)
         parser.add_argument("checkpoint", help="run directory or checkpoint directory")
-        parser.add_argument("--out", required=True, help="the grid, FILE.png (rows: samples, columns: alphas)")
+        parser.add_argument("--out", help="the grid, FILE.png, rows: samples, columns: alphas "
+                                          "(default: RUN/latent/edit-EDITOR.png)")
         parser.add_argument("--editor", help="a registered editor (interfacegan)")
         parser.add_argument("--attribute", help="the attribute to edit: SCORER or SCORER:ATTRIBUTE (e.g. ink)")
         parser.add_argument("--alphas", help="edit strengths, START:STOP:COUNT or a list (-3:3:7)")
@@ -309,7 +320,7 @@ class Edit:
         config = _evolve(self.config, _changes(args, {k: k for k in ("editor", "alphas", "num_samples", "seed",
                                                                      "device")}), "edit")
         alphas = parse_alphas(config.alphas)
-        out = _out_path(args.out, (".png",))
+        out = _out_path(args.out, (".png",)) if getattr(args, "out", None) else None
         save_to = _out_path(args.save_direction, (".safetensors",), "--save-direction") \
             if getattr(args, "save_direction", None) else None
         editor = build_editor(config.editor, manager, attribute=getattr(args, "attribute", None),
@@ -318,6 +329,7 @@ class Edit:
         device = resolve_device(config.device)
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
+        out = out or run_dir(trained) / "latent" / f"edit-{config.editor}.png"
         g = trained.module
         editor.fit(trained, device=device, generator_rng=torch.Generator(device).manual_seed(config.seed + 1))
         if save_to is not None:
@@ -435,7 +447,7 @@ class Invert:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("checkpoint", help="run directory or checkpoint directory")
         parser.add_argument("images", help="a folder of .png files or a .npy array of images")
-        parser.add_argument("--out", required=True, help="output directory")
+        parser.add_argument("--out", help="output directory (default: RUN/latent/invert-METHOD)")
         parser.add_argument("--method", choices=METHODS, help="optimise, encoder or hybrid (default)")
         parser.add_argument("--space", choices=SPACES, help="latent space (w+ for a style generator, else z)")
         parser.add_argument("--steps", type=int, help="optimisation steps (500)")
@@ -453,12 +465,12 @@ class Invert:
         names = ("method", "space", "steps", "lr", "feature_weight", "feature_network", "feature_weights",
                  "encoder_steps", "seed", "device")
         config = _evolve(self.config, _changes(args, {k: k for k in names}), "invert")
-        out = Path(args.out)
         save_to = _out_path(args.save_encoder, (".safetensors",), "--save-encoder") \
             if getattr(args, "save_encoder", None) else None
         device = resolve_device(config.device)
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
+        out = Path(args.out) if getattr(args, "out", None) else run_dir(trained) / "latent" / f"invert-{config.method}"
         g = trained.module
         space = config.space or ("w+" if "w+" in space_names(g) else "z")
         check_space(g, space)
