@@ -129,8 +129,8 @@ def test_interfacegan_bad_inputs() -> None:
     with pytest.raises(ConfigError, match=r"space: DCGANGenerator has no latent space 'w'.*mapping network.*\['z'\]"):
         InterFaceGAN(InterFaceGANConfig(space="w")).fit(tiny_dcgan(), device=CPU, generator_rng=rng())
     toy = LinearStyleToy()
-    with pytest.raises(ConfigError, match=r"attribute: unknown scorer 'thickness'"):
-        InterFaceGAN(InterFaceGANConfig(attribute="thickness", num_samples=8, num_keep=2)).fit(
+    with pytest.raises(ConfigError, match=r"attribute: unknown scorer 'thikness'"):
+        InterFaceGAN(InterFaceGANConfig(attribute="thikness", num_samples=8, num_keep=2)).fit(
             toy, device=CPU, generator_rng=rng())
     with pytest.raises(ConfigError, match=r"attribute: the scorer has no attribute 'bold'; it scores \['ink'\]"):
         InterFaceGAN(InterFaceGANConfig(attribute="ink:bold", num_samples=8, num_keep=2)).fit(
