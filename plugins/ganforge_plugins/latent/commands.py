@@ -67,7 +67,7 @@ NEGATIVE_VALUE = re.compile(r"^-\d[\d.:,eE+-]*$")
 
 
 def _accept_negative_values(parser: argparse.ArgumentParser) -> None:
-    parser._negative_number_matcher = NEGATIVE_VALUE  # type: ignore[attr-defined]
+    parser._negative_number_matcher = NEGATIVE_VALUE
 
 
 def _changes(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
@@ -92,7 +92,10 @@ def _out_path(path: str, suffixes: tuple[str, ...], flag: str = "--out") -> Path
 def _write_bytes(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+        atomic_write(path, write)
     except OSError as exc:
         raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
@@ -110,7 +113,8 @@ def _grid(images: Tensor, nrow: int) -> np.ndarray:
     import torchvision.utils
 
     grid = torchvision.utils.make_grid(to_unit(images).cpu(), nrow=nrow, padding=2)  # [3, H, W]
-    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    pixels: np.ndarray = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return pixels
 
 
 def save_gif(frames: list[Tensor], path: Path, *, nrow: int, duration_ms: int) -> None:
@@ -481,7 +485,8 @@ class Invert:
                                                 "feature_network": config.feature_network,
                                                 "feature_weights": config.feature_weights}, "invert")
         rng = torch.Generator(device).manual_seed(config.seed)
-        encoder, encoder_record = None, {}
+        encoder: Any = None
+        encoder_record: dict[str, Any] = {}
         if config.method != "optimise":
             if getattr(args, "encoder", None):
                 encoder = load_encoder(args.encoder, trained, device=device)

@@ -88,8 +88,8 @@ class Encoder(nn.Module):
         self.register_buffer("w_avg", (w_avg if w_avg is not None else torch.zeros(dim)).detach().clone().float())
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.head(self.body(x).flatten(1)).reshape(len(x), *self.latent_shape)
-        return out if self.space == "z" else out + self.w_avg
+        out: Tensor = self.head(self.body(x).flatten(1)).reshape(len(x), *self.latent_shape)
+        return out if self.space == "z" else out + self.w_avg  # type: ignore[operator]
 
 
 def build_encoder(generator: Any, config: EncoderConfig, *, device: torch.device | str = "cpu") -> Encoder:
@@ -109,7 +109,7 @@ def generator_image_shape(generator: Any) -> tuple[int, ...]:
     param = next(iter(g.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     with torch.no_grad():
-        return tuple(g(torch.zeros(1, *g.latent_spaces[0].shape, device=device)).shape[1:])
+        return tuple(g(torch.zeros(1, *latent_shape(g, "z"), device=device)).shape[1:])
 
 
 def encoder_loss(encoder: Encoder, generator: Any, z: Tensor, *, latent_weight: float,
@@ -139,7 +139,7 @@ def train_encoder(generator: Any, config: EncoderConfig, *, generator_rng: torch
     g.requires_grad_(False)
     try:
         for _ in range(config.steps):
-            z = torch.randn((config.batch_size, *g.latent_spaces[0].shape), generator=generator_rng,
+            z = torch.randn((config.batch_size, *latent_shape(g, "z")), generator=generator_rng,
                             device=generator_rng.device).to(device)
             loss, parts = encoder_loss(encoder, g, z, latent_weight=config.latent_weight,
                                        image_weight=config.image_weight)
@@ -169,7 +169,7 @@ def encode(encoder: Encoder, images: Tensor, *, generator: Any, batch_size: int 
     check_encoder(encoder, generator)
     check_targets(generator, images)
     device = next(encoder.parameters()).device
-    return torch.cat([encoder(chunk.to(device)) for chunk in images.split(batch_size)]).to(images.device)
+    return torch.cat([encoder(chunk.to(device)) for chunk in torch.split(images, batch_size)]).to(images.device)
 
 
 def invert_images(generator: Any, images: Tensor, method: str, config: InversionConfig, *,

@@ -57,7 +57,7 @@ class FeatureNetwork(nn.Module):
         if self.layers is None:
             return [self.body(x)]
         wanted, out = set(self.layers.values()), []
-        for i, layer in enumerate(self.body):  # type: ignore[arg-type]
+        for i, layer in enumerate(self.body.children()):
             x = layer(x)
             if i in wanted:
                 out.append(x)
@@ -89,13 +89,16 @@ def classifier_network(name: str, channels: int, weights: str = "") -> FeatureNe
         raise ConfigError(f"feature_network: {name!r} takes {extractor.channels}-channel images, the generator "
                           f"makes {channels}-channel ones")
 
+    features = net.features
+
     class Penultimate(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, x: Tensor) -> Tensor:
-            return self.net.features(x)  # type: ignore[no-any-return,operator]
+            out: Tensor = features(x)  # type: ignore[operator]
+            return out
 
     return FeatureNetwork(name, channels, Penultimate(),
                           lambda x: prepare_input(x, channels=channels, resize="bilinear", who=name))

@@ -89,7 +89,7 @@ def mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
 
 def transform(f: nn.Module, latents: Tensor, alpha: Tensor | float) -> Tensor:
     """``T(w, alpha) = w + alpha f(w)`` (eq. 1) on latents ``[N, *S]`` (flattened for ``f``)."""
-    step = f(latents.reshape(len(latents), -1)).reshape(latents.shape)
+    step: Tensor = f(latents.reshape(len(latents), -1)).reshape(latents.shape)
     return latents + alpha_like(alpha, latents) * step
 
 
