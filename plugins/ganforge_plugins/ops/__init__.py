@@ -8,7 +8,8 @@ is then picked per call, so models need no change when it lands. ``GANFORGE_KERN
 - ``auto`` (default): a registered backend for tensors it supports, else the reference;
 - ``cuda``: the ``cuda`` backend, an error where it is not registered.
 
-Nothing is probed or compiled at import time.
+Nothing is probed or compiled at import time: :mod:`.cuda_backend` registers the ``cuda`` backend
+here, and its extension is built on the first CUDA input (``ganforge kernels build`` prebuilds it).
 """
 
 from __future__ import annotations
@@ -51,22 +52,29 @@ class Backend:
     signature; ``supports(op, x)`` says whether it handles that input (device, dtype)."""
 
     def __init__(self, name: str, ops: dict[str, Callable[..., Tensor]],
-                 supports: Callable[[str, Tensor], bool] = lambda op, x: True) -> None:
+                 supports: Callable[[str, Tensor], bool] = lambda op, x: True,
+                 why_not: Callable[[str, Tensor], str | None] | None = None) -> None:
         self.name = name
         self.ops = ops
         self.supports = supports
+        self.why_not = why_not or (lambda op, x: None if supports(op, x) else "unsupported input")
 
 
 _BACKENDS: dict[str, Backend] = {"ref": Backend("ref", {op: getattr(reference, op) for op in OPS})}
 
 
 def register_backend(name: str, ops: dict[str, Callable[..., Tensor]],
-                     supports: Callable[[str, Tensor], bool] = lambda op, x: True) -> None:
-    """Make ``ops`` (a subset of :data:`OPS`) available under backend ``name`` (``"cuda"``)."""
+                     supports: Callable[[str, Tensor], bool] = lambda op, x: True,
+                     why_not: Callable[[str, Tensor], str | None] | None = None) -> None:
+    """Make ``ops`` (a subset of :data:`OPS`) available under backend ``name`` (``"cuda"``).
+
+    ``supports(op, x)`` decides for ``auto`` (and may warn when it declines); ``why_not(op, x)``
+    returns the reason an input cannot run there (None when it can), quoted by ``GANFORGE_KERNELS=cuda``.
+    """
     unknown = sorted(set(ops) - set(OPS))
     if unknown:
         raise ValueError(f"register_backend: unknown ops {unknown}; the ops are {', '.join(OPS)}")
-    _BACKENDS[name] = Backend(name, dict(ops), supports)
+    _BACKENDS[name] = Backend(name, dict(ops), supports, why_not)
 
 
 def mode() -> str:
@@ -85,10 +93,12 @@ def backend_for(op: str, x: Tensor) -> Backend:
         return _BACKENDS["ref"]
     cuda = _BACKENDS.get("cuda")
     if m == "cuda":
-        if cuda is None or op not in cuda.ops:
+        reason = None if cuda is None or op not in cuda.ops else cuda.why_not(op, x)
+        if cuda is None or op not in cuda.ops or reason is not None:
             from ganforge import ConfigError
 
-            raise ConfigError(f"{ENV}=cuda: no CUDA implementation of {op!r} is available; use auto or ref")
+            why = f" ({reason})" if reason else ""
+            raise ConfigError(f"{ENV}=cuda: no CUDA implementation of {op!r} is available{why}; use auto or ref")
         return cuda
     if cuda is not None and op in cuda.ops and x.is_cuda and cuda.supports(op, x):
         return cuda
@@ -161,3 +171,9 @@ def filter2d(x: Tensor, f: Tensor | None, *, padding: Any = 0, flip_filter: bool
     fw, fh = filter_size(f)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+# The fused CUDA kernels (built lazily on the first CUDA input; see cuda_backend.py).
+from . import cuda_backend as _cuda_backend  # noqa: E402
+
+_cuda_backend.register()

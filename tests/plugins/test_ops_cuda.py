@@ -1,0 +1,301 @@
+"""The CUDA backend of the ops layer.
+
+- On the CPU: the autograd wiring (Functions, backward, double backward, layouts) runs with
+  :class:`RefPrimitives`, the kernels' contract in plain PyTorch, and must equal the reference ops and
+  pass gradcheck / gradgradcheck in float64.
+- Compile check (slow): nvcc compiles every CUDA source for one architecture (skipped without nvcc).
+- GPU (``gpu`` marker): the kernels against the float64 reference on many shapes and layouts with
+  poisoned outputs, gradcheck / gradgradcheck, and R1 / WGAN-GP penalties through a StyleGAN
+  discriminator equal to the reference path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from ganforge import ConfigError
+from ganforge_plugins import ops
+from ganforge_plugins.ops import cuda_backend as cb
+from ganforge_plugins.ops import reference
+
+REF = cb.RefPrimitives()
+
+
+def rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64, grad: bool = False) -> torch.Tensor:
+    return torch.randn(*shape, generator=rng(seed), dtype=dtype).requires_grad_(grad)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+# -- bias_act wiring -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("act", list(ops.ACTIVATIONS))
+def test_bias_act_function_equals_the_reference_with_first_and_second_gradients(act: str) -> None:
+    x = randn(2, 3, 4, seed=1, grad=True)
+    b = randn(3, seed=2, grad=True)
+    kwargs = {"dim": 1, "act": act, "gain": 1.3, "clamp": 0.9 if act != "sigmoid" else 0.6}
+
+    def fused(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return cb.bias_act(x, b, prim=REF, **kwargs)
+
+    torch.testing.assert_close(fused(x, b), reference.bias_act(x, b, **kwargs))
+    assert torch.autograd.gradcheck(fused, (x, b))
+    assert torch.autograd.gradgradcheck(fused, (x, b))
+    # the double backward equals the reference's (R1's gradient penalty shape of computation)
+    for impl in (fused, lambda x, b: reference.bias_act(x, b, **kwargs)):
+        (g,) = torch.autograd.grad(impl(x, b).square().sum(), x, create_graph=True)
+        gg = torch.autograd.grad(g.square().sum(), [x, b])
+        if impl is fused:
+            got = gg
+        else:
+            torch.testing.assert_close(got, gg)
+
+
+def test_bias_act_along_a_channel_dim_of_a_channels_last_tensor_keeps_the_layout() -> None:
+    x = randn(2, 5, 3, 4, seed=3).to(memory_format=torch.channels_last).requires_grad_(True)
+    b = randn(5, seed=4, grad=True)
+    y = cb.bias_act(x, b, act="lrelu", prim=REF)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, reference.bias_act(x, b, act="lrelu"))
+    dy = randn(2, 5, 3, 4, seed=5)  # contiguous gradient for a channels-last input
+    got = torch.autograd.grad(y, [x, b], dy)
+    want = torch.autograd.grad(reference.bias_act(x, b, act="lrelu"), [x, b], dy)
+    torch.testing.assert_close(got, want)
+    # any dim, non-contiguous input
+    xt = randn(4, 6, seed=6).t()
+    torch.testing.assert_close(cb.bias_act(xt, torch.arange(4.0, dtype=torch.float64), dim=1, act="swish", prim=REF),
+                               reference.bias_act(xt, torch.arange(4.0, dtype=torch.float64), dim=1, act="swish"))
+
+
+def test_bias_act_third_order_is_refused_with_a_message() -> None:
+    x = randn(3, 4, seed=7, grad=True)
+    (g,) = torch.autograd.grad(cb.bias_act(x, act="tanh", prim=REF).sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="third-order gradients are not supported"):
+        torch.autograd.grad(gg.sum(), x)
+
+
+# -- upfirdn2d wiring -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("up", "down", "pad", "separable"), [
+    (1, 1, (1, 1, 1, 1), False), (2, 1, (2, 1, 2, 1), False), (1, 2, (1, 0, 1, 0), True),
+    ((2, 1), (1, 2), (0, 2, 1, 3), False), (3, 1, (-1, 1, 0, 2), True), (1, 1, (-1, 0, -2, -1), False),
+])
+def test_upfirdn2d_function_equals_the_reference_with_gradients_of_two_orders(up, down, pad, separable) -> None:
+    x = randn(2, 2, 6, 5, seed=8, grad=True)
+    f = torch.tensor([1.0, 3.0, 2.0], dtype=torch.float64) if separable else \
+        torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], dtype=torch.float64)
+    kw = {"up": up, "down": down, "padding": pad, "gain": 1.7}
+
+    def fused(x: torch.Tensor) -> torch.Tensor:
+        return cb.upfirdn2d(x, f, prim=REF, **kw)
+
+    torch.testing.assert_close(fused(x), reference.upfirdn2d(x, f, **kw))
+    assert torch.autograd.gradcheck(fused, (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fused(t.square()), (x,))  # the adjoint of the adjoint
+
+
+def test_upfirdn2d_of_channels_last_input_gives_channels_last_output_and_any_order_runs_the_op() -> None:
+    x = randn(2, 3, 8, 8, seed=9).to(memory_format=torch.channels_last).requires_grad_(True)
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    calls = []
+
+    class Counting(cb.RefPrimitives):
+        @staticmethod
+        def upfirdn2d(*args):  # type: ignore[no-untyped-def]
+            calls.append(args[2:9])
+            return cb.RefPrimitives.upfirdn2d(*args)
+
+    y = cb.upfirdn2d(x, f, down=2, padding=1, prim=Counting())
+    torch.testing.assert_close(y, reference.upfirdn2d(x, f, down=2, padding=1))
+    (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    torch.autograd.grad(g.square().sum(), x)
+    # forward, its adjoint (up and down swapped), and the adjoint of that in the double backward
+    assert [c[:4] for c in calls[:2]] == [(1, 1, 2, 2), (2, 2, 1, 1)]
+    assert len(calls) >= 3 and all(c[:4] in ((1, 1, 2, 2), (2, 2, 1, 1)) for c in calls)
+
+
+def test_upfirdn2d_with_a_trainable_filter_uses_the_reference() -> None:
+    x = randn(1, 1, 5, 5, seed=10)
+    f = randn(3, 3, seed=11, grad=True)
+    y = cb.upfirdn2d(x, f, padding=1, prim=object())  # the primitives are never touched
+    (df,) = torch.autograd.grad(y.sum(), f)
+    assert df.shape == (3, 3)
+
+
+# -- adain / style_epilogue wiring ------------------------------------------------------------------------------
+
+
+def test_adain_function_equals_the_reference_with_gradients_of_two_orders() -> None:
+    x = (randn(2, 3, 4, 5, seed=12) * 3 + 1).requires_grad_(True)
+    s, b = randn(2, 3, seed=13, grad=True), randn(2, 3, seed=14, grad=True)
+
+    def fused(x, s, b):  # type: ignore[no-untyped-def]
+        return cb.adain(x, s, b, prim=REF)
+
+    torch.testing.assert_close(fused(x, s, b), reference.adain(x, s, b))
+    assert torch.autograd.gradcheck(fused, (x, s, b))
+    assert torch.autograd.gradgradcheck(fused, (x, s, b))
+    # 3 spatial dims and a channels-last input
+    x5 = randn(2, 3, 2, 3, 4, seed=15)
+    torch.testing.assert_close(cb.adain(x5, s.detach(), b.detach(), prim=REF), reference.adain(x5, s, b))
+    xcl = x.detach().to(memory_format=torch.channels_last)
+    y = cb.adain(xcl, s.detach(), b.detach(), prim=REF)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, reference.adain(x, s, b))
+
+
+@pytest.mark.parametrize("noise_batch", [None, 1, 2])
+def test_style_epilogue_function_equals_the_reference_with_gradients_of_two_orders(noise_batch) -> None:
+    x = randn(2, 3, 4, 4, seed=16, grad=True)
+    noise = None if noise_batch is None else randn(noise_batch, 1, 4, 4, seed=17, grad=True)
+    strength, bias = randn(3, seed=18, grad=True), randn(3, seed=19, grad=True)
+    scale, shift = randn(2, 3, seed=20, grad=True), randn(2, 3, seed=21, grad=True)
+
+    def fused(x, strength, bias, scale, shift, *noise_arg):  # type: ignore[no-untyped-def]
+        n = noise_arg[0] if noise_arg else None
+        return cb.style_epilogue(x, n, strength, bias, scale, shift, alpha=0.3, gain=1.5, prim=REF)
+
+    args = (x, strength, bias, scale, shift, *(() if noise is None else (noise,)))
+    torch.testing.assert_close(fused(*args), reference.style_epilogue(x, noise, strength, bias, scale, shift,
+                                                                      alpha=0.3, gain=1.5))
+    assert torch.autograd.gradcheck(fused, args)
+    assert torch.autograd.gradgradcheck(fused, args)
+
+
+# -- pixel_norm / minibatch_stddev wiring --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [1, 0, -1])
+def test_pixel_norm_function_equals_the_reference_with_gradients_of_two_orders(dim: int) -> None:
+    x = randn(3, 4, 2, 3, seed=22, grad=True)
+
+    def fused(x):  # type: ignore[no-untyped-def]
+        return cb.pixel_norm(x, dim=dim, prim=REF)
+
+    torch.testing.assert_close(fused(x), reference.pixel_norm(x, dim=dim))
+    assert torch.autograd.gradcheck(fused, (x,))
+    assert torch.autograd.gradgradcheck(fused, (x,))
+    z = randn(5, 7, seed=23)  # the mapping network's [N, w_dim] input
+    torch.testing.assert_close(cb.pixel_norm(z, prim=REF), reference.pixel_norm(z))
+    xcl = x.detach().to(memory_format=torch.channels_last)
+    y = cb.pixel_norm(xcl, prim=REF)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, reference.pixel_norm(x))
+
+
+@pytest.mark.parametrize(("n", "group", "parts"), [(8, 4, 1), (6, 4, 2), (4, 4, 1), (3, 4, 1)])
+def test_minibatch_stddev_function_equals_the_reference_with_gradients_of_two_orders(n, group, parts) -> None:
+    x = randn(n, 4, 3, 3, seed=24, grad=True)
+
+    def fused(x):  # type: ignore[no-untyped-def]
+        return cb.minibatch_stddev(x, group_size=group, num_channels=parts, prim=REF)
+
+    torch.testing.assert_close(fused(x), reference.minibatch_stddev(x, group_size=group, num_channels=parts))
+    assert torch.autograd.gradcheck(fused, (x,))
+    assert torch.autograd.gradgradcheck(fused, (x,))
+    with pytest.raises(ValueError, match="do not split into num_channels=3"):
+        cb.minibatch_stddev(x, num_channels=3, prim=REF)
+
+
+# -- dispatch and build plumbing -----------------------------------------------------------------------------------
+
+
+def test_the_cuda_backend_is_registered_and_cpu_inputs_stay_on_the_reference(monkeypatch) -> None:
+    assert set(ops._BACKENDS["cuda"].ops) == set(ops.OPS)
+    x = torch.zeros(1, 2, 3, 3)
+    monkeypatch.setenv(ops.ENV, "auto")
+    assert all(ops.backend_for(op, x).name == "ref" for op in ops.OPS)
+    monkeypatch.setenv(ops.ENV, "cuda")
+    with pytest.raises(ConfigError, match=r"no CUDA implementation of 'adain' is available \(the input is on cpu"):
+        ops.backend_for("adain", x)
+
+
+def test_auto_falls_back_with_one_warning_naming_the_reason(monkeypatch) -> None:
+    monkeypatch.setattr(cb, "_STATE", {"module": None, "error": "no nvcc (CUDA_HOME=None)", "warned": False})
+    x = torch.empty(2, 3, device="meta")  # a stand-in for a CUDA tensor: only is_cuda and dtype are read
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    with pytest.warns(cb.KernelFallbackWarning, match="no nvcc"):
+        assert not cb.supports("bias_act", x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not cb.supports("adain", x)  # once only
+    monkeypatch.setenv(ops.ENV, "cuda")
+    with pytest.raises(ConfigError, match=r"'pixel_norm' is available \(no nvcc"):
+        ops.backend_for("pixel_norm", x)
+
+
+def test_build_key_changes_with_the_sources_and_the_architecture(monkeypatch, tmp_path) -> None:
+    key = cb.build_key("9.0")
+    assert key == cb.build_key("9.0") and key != cb.build_key("8.0")
+    for name in (*cb.SOURCES, *cb.HEADERS):
+        (tmp_path / name).write_bytes((cb.CSRC / name).read_bytes())
+    (tmp_path / "norm.cu").write_bytes(b"// changed\n" + (cb.CSRC / "norm.cu").read_bytes())
+    monkeypatch.setattr(cb, "CSRC", tmp_path)
+    assert cb.build_key("9.0") != key
+
+
+def test_status_lists_every_op_with_a_backend_and_a_reason(monkeypatch) -> None:
+    monkeypatch.setenv(ops.ENV, "ref")
+    assert [(op, b) for op, b, _ in cb.status()] == [(op, "ref") for op in ops.OPS]
+    monkeypatch.setenv(ops.ENV, "auto")
+    monkeypatch.setattr(cb, "toolchain_problem", lambda **kw: "no CUDA device (torch.cuda.is_available() is False)")
+    rows = cb.status()
+    assert {b for _, b, _ in rows} == {"ref"} and all("no CUDA device" in why for _, _, why in rows)
+
+
+def test_kernels_status_command_prints_every_op(capsys, monkeypatch) -> None:
+    from ganforge.cli import main
+
+    monkeypatch.setenv(ops.ENV, "ref")
+    assert main(["kernels", "status"]) == 0
+    out = capsys.readouterr().out
+    for op in ops.OPS:
+        assert op in out
+    assert "GANFORGE_KERNELS=ref" in out
+
+
+# -- compile check --------------------------------------------------------------------------------------------------
+
+
+def _nvcc_command(source: Path, out: Path) -> list[str]:
+    from torch.utils import cpp_extension
+
+    nvcc = cb.nvcc_path()
+    includes = [p for p in cpp_extension.include_paths()]
+    home = cb.cuda_home()
+    if home:
+        includes.append(str(Path(home) / "include"))
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    return [str(nvcc), "-c", str(source), "-o", str(out), *[f"-I{p}" for p in includes], "-std=c++20", "-O3",
+            "--expt-relaxed-constexpr", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+            "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+            "-gencode=arch=compute_90,code=sm_90", "-Werror", "cross-execution-space-call"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", [s for s in cb.SOURCES if s.endswith(".cu")])
+def test_cuda_sources_compile_with_nvcc(source: str, tmp_path: Path) -> None:
+    """nvcc compiles each kernel file, device code included (sm_90), with PyTorch's headers and flags."""
+    if torch.version.cuda is None:
+        pytest.skip("PyTorch without CUDA: no CUDA headers to compile against")
+    if cb.nvcc_path() is None:
+        pytest.skip(f"no nvcc (CUDA_HOME={cb.cuda_home()!r}): the CUDA sources are not compile-checked here")
+    result = subprocess.run(_nvcc_command(cb.CSRC / source, tmp_path / "out.o"), capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "CUDA_HOME": cb.cuda_home() or ""})
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "out.o").stat().st_size > 0
