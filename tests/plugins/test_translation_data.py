@@ -181,5 +181,5 @@ def test_cifar_colorize_pairs_the_luma_of_a_real_image_with_its_colours() -> Non
     luma = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]  # ITU-R 601
     assert torch.allclose((data.a[:, 0] + 1) / 2, luma, atol=1e-5)
     assert (rgb[:, 0] - rgb[:, 2]).abs().mean() > 0.02  # the targets are in colour
-    with pytest.raises(DataError, match="cifar10-jpeg.tar.gz"):
+    with pytest.raises(DataError, match=r"cifar10-jpeg\.tar\.gz"):
         load_translation_data(TranslationDataConfig(name="cifar-colorize", root="/nonexistent"))

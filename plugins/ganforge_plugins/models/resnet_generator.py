@@ -15,7 +15,8 @@ are the data's classes. Departure: instance norm after the first convolution sub
 response to those planes, leaving the target visible only through the zero padding at the borders in
 StarGAN's code (and not at all with reflection padding), so a learned per-domain shift is also added
 to the normalised stem output (a conditional instance norm's bias). As a member of the generator
-family its one latent space ``x`` is the source image, so ``g(x, target)`` is both :class:`ganforge.Generator` and :class:`ganforge.Translator`.
+family its one latent space ``x`` is the source image, so ``g(x, target)`` is both
+:class:`ganforge.Generator` and :class:`ganforge.Translator`.
 """
 
 from __future__ import annotations
