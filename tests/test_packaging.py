@@ -19,7 +19,9 @@ FIRST_PARTY = {"digits", "idx", "image-folder", "dcgan", "gan-losses", "gaussian
                "cdcgan", "patchgan", "pggan", "stylegan",
                "domain-classifiers", "fid", "kid", "inception-score", "precision-recall", "inception", "eval",
                "report", "tensorboard",
-               "uniform", "interpolate", "attribute-scorers", "interfacegan", "ganspace", "vector-arithmetic"}
+               "uniform", "interpolate", "attribute-scorers", "interfacegan", "ganspace", "vector-arithmetic",
+               "latent-transformer", "latent-commands",
+               "unet", "resnet-generator", "stargan", "translation", "kernels"}
 
 
 def test_first_party_plugins_are_declared_as_entry_points() -> None:
