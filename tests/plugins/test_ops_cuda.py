@@ -299,3 +299,144 @@ def test_cuda_sources_compile_with_nvcc(source: str, tmp_path: Path) -> None:
                             timeout=900, env={**os.environ, "CUDA_HOME": cb.cuda_home() or ""})
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "out.o").stat().st_size > 0
+
+
+# -- GPU: the kernels themselves -------------------------------------------------------------------------------------
+
+SHAPES = [(1, 1, 1, 1), (2, 3, 1, 1), (3, 5, 4, 4), (2, 7, 13, 11), (4, 32, 64, 64), (2, 512, 16, 16), (1, 3, 256, 256)]
+LAYOUTS = ["contiguous", "channels_last", "strided"]
+TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (2e-5, 2e-5), torch.bfloat16: (2e-2, 2e-2),
+       torch.float16: (2e-3, 2e-3)}
+
+
+def poison() -> None:
+    """Fill the CUDA caching allocator's free blocks with NaN, so an output element a kernel forgets to
+    write cannot pass by holding a previous run's right answer."""
+    free, _ = torch.cuda.mem_get_info()
+    for numel in (1 << 10, 1 << 16, 1 << 20, 1 << 24):
+        if numel * 4 < free // 8:
+            torch.full((numel,), float("nan"), device="cuda")  # freed at once, its block stays cached
+    torch.cuda.synchronize()
+
+
+def layout(x: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if kind == "strided":  # a non-dense view: every other column of a wider tensor
+        wide = torch.stack([x, torch.full_like(x, float("nan"))], dim=-1)
+        return wide[..., 0]
+    return x.contiguous()
+
+
+def gpu_case(op: str, shape: tuple[int, int, int, int], seed: int) -> tuple[list[torch.Tensor], dict]:
+    """float64 CUDA inputs (x first) and keyword arguments for ``op``."""
+    n, c, h, w = shape
+    g = torch.Generator(device="cuda").manual_seed(seed)
+
+    def r(*s: int) -> torch.Tensor:
+        return torch.randn(*s, generator=g, device="cuda", dtype=torch.float64)
+
+    x = r(*shape) * 2 + 0.5
+    if op == "bias_act":
+        return [x, r(c)], {"act": ["lrelu", "tanh", "swish", "softplus", "elu"][seed % 5], "clamp": 1.5}
+    if op == "adain":
+        return [x, r(n, c), r(n, c)], {}
+    if op == "style_epilogue":
+        return [x, r(n if seed % 2 else 1, 1, h, w), r(c), r(c), r(n, c), r(n, c)], {}
+    if op == "upfirdn2d":
+        f = ops.setup_filter([1, 3, 3, 1] if seed % 2 else [1, 2, 1], device=torch.device("cuda")).double()
+        up, down = [(1, 2), (2, 1), (1, 1), (2, 2)][seed % 4]
+        return [x, f], {"up": up, "down": down, "padding": (2, 1, 1, 2)}
+    return [x], {"group_size": 4} if op == "minibatch_stddev" else {}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("op", list(ops.OPS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+def test_kernels_match_the_float64_reference_on_many_shapes_and_layouts(op: str, dtype: torch.dtype) -> None:
+    rtol, atol = TOL[dtype]
+    for i, shape in enumerate(SHAPES):
+        if op == "upfirdn2d" and min(shape[2:]) < 2:
+            continue
+        for kind in LAYOUTS:
+            args, kw = gpu_case(op, shape, seed=i)
+            args = [a.to(dtype) if j == 0 or op != "upfirdn2d" else a for j, a in enumerate(args)]
+            x = layout(args[0], kind)
+            want = getattr(reference, op)(x.double(), *[a.double() for a in args[1:]], **kw)
+            poison()
+            got = cb.OPS[op](x, *args[1:], **kw)
+            assert got.dtype == dtype and torch.isfinite(got).all(), (op, shape, kind)
+            scale = want.abs().max().clamp(min=1).item()
+            torch.testing.assert_close(got.double(), want, rtol=rtol, atol=atol * scale, msg=f"{op} {shape} {kind}")
+            # gradients of x (and the parameters) against the float64 reference's
+            if dtype in (torch.float64, torch.float32) and x.numel() <= 1 << 20:
+                params = [a.detach().requires_grad_(op != "upfirdn2d") for a in args[1:]]
+                xs = [x.detach().requires_grad_(True), *params]
+                dy = torch.randn_like(want)
+                poison()
+                got_g = torch.autograd.grad(cb.OPS[op](*xs, **kw), [t for t in xs if t.requires_grad], dy.to(dtype))
+                xr = [t.detach().double().requires_grad_(t.requires_grad) for t in xs]
+                want_g = torch.autograd.grad(getattr(reference, op)(*xr, **kw), [t for t in xr if t.requires_grad], dy)
+                for a, b in zip(got_g, want_g, strict=True):
+                    s = b.abs().max().clamp(min=1).item()
+                    torch.testing.assert_close(a.double(), b, rtol=rtol * 10, atol=atol * 10 * s,
+                                               msg=f"grad {op} {shape} {kind}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("op", list(ops.OPS))
+def test_kernels_pass_gradcheck_and_gradgradcheck_in_float64(op: str) -> None:
+    for seed in range(3):
+        args, kw = gpu_case(op, (4, 3, 6, 5), seed)
+        grads = [a.requires_grad_(op != "upfirdn2d" or j == 0) for j, a in enumerate(args)]
+
+        def fn(*a, kw=kw):  # type: ignore[no-untyped-def]
+            y = cb.OPS[op](*a, **kw)
+            return y.square() if op == "upfirdn2d" else y  # a linear op's second derivative is zero
+
+        assert torch.autograd.gradcheck(fn, tuple(grads))
+        assert torch.autograd.gradgradcheck(fn, tuple(grads))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["stylegan", "pggan"])
+def test_r1_and_wgan_gp_through_a_discriminator_equal_the_reference_path(family: str, monkeypatch) -> None:
+    from ganforge import DataSpec
+    from ganforge_plugins.models import pggan, stylegan
+
+    cls, cfg = ((stylegan.StyleGANDiscriminator, stylegan.StyleGANDiscriminatorConfig) if family == "stylegan"
+                else (pggan.PGGANDiscriminator, pggan.PGGANDiscriminatorConfig))
+    torch.manual_seed(0)
+    D = cls(cfg(channel_base=256, channel_max=32), DataSpec(shape=(3, 32, 32))).cuda().double()
+    real = torch.randn(8, 3, 32, 32, device="cuda", dtype=torch.float64)
+    fake = torch.randn(8, 3, 32, 32, device="cuda", dtype=torch.float64)
+    eps = torch.rand(8, 1, 1, 1, device="cuda", dtype=torch.float64)
+    results = {}
+    for mode in ("ref", "cuda"):
+        monkeypatch.setenv(ops.ENV, mode)
+        out = {}
+        for name, x0 in (("r1", real), ("wgan-gp", eps * real + (1 - eps) * fake)):
+            D.zero_grad(set_to_none=True)
+            x = x0.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+            penalty = g.square().sum(dim=(1, 2, 3)).mean() if name == "r1" else \
+                (g.flatten(1).norm(dim=1) - 1).square().mean()
+            penalty.backward()
+            out[name] = (penalty.detach(), {k: p.grad.clone() for k, p in D.named_parameters() if p.grad is not None})
+        results[mode] = out
+    for name in ("r1", "wgan-gp"):
+        torch.testing.assert_close(results["cuda"][name][0], results["ref"][name][0], rtol=1e-9, atol=1e-12)
+        grads, want = results["cuda"][name][1], results["ref"][name][1]
+        assert grads.keys() == want.keys() and len(want) > 4
+        for k in want:
+            torch.testing.assert_close(grads[k], want[k], rtol=1e-8, atol=1e-10, msg=k)
+
+
+@pytest.mark.gpu
+def test_auto_uses_the_kernels_for_cuda_tensors_without_a_warning(monkeypatch) -> None:
+    monkeypatch.setenv(ops.ENV, "auto")
+    x = torch.randn(2, 3, 4, 4, device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(ops.backend_for(op, x).name == "cuda" for op in ops.OPS)
+    assert ops.backend_for("adain", x.cpu()).name == "ref"

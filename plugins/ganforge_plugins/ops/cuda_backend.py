@@ -151,7 +151,7 @@ class RefPrimitives:
         zeros = torch.zeros_like(sdy)
         dbias, dstrength = zeros, zeros
         if style:
-            d = d * gain * torch.where(z > 0, 1.0, alpha)
+            d = d * gain * torch.where(z > 0, z.new_ones(()), z.new_full((), alpha))  # in z's dtype
             dbias = d.sum(2)
             dstrength = (d * noise.to(d.dtype)[:, None, :]).sum(2) if noise is not None else zeros
         return [d.to(x.dtype), sdyx, sdy, dbias, dstrength]
