@@ -5,7 +5,8 @@ a DCGAN where none is there), with the registered scorers: ``ink`` (stroke thick
 1. InterFaceGAN on ink: over ``seeds`` latents, ``alpha`` in 13 steps over [-3, 3]; mean Spearman rho of
    ink against alpha (target >= 0.9); share of seeds whose digit (classifier argmax) is the same for every
    ``|alpha| <= 1.5`` as at 0 (target >= 0.8); mean |slant(3) - slant(-3)| along the direction
-   conditioned on slant over the unconditioned one (target <= 0.5).
+   conditioned on slant over the unconditioned one (target <= 0.5). The same monotonicity and digit
+   measures along the ink direction conditioned on the ten digit probabilities are reported beside them.
 2. GANSpace: explained variance of PC1 > PC10 (the last of 10, or of ``w_dim``); mean pixel L2 change
    of an edit of ``3 sigma_1`` along PC1 over a random direction of the same norm (target > 1); for W+
    generators, the coarse range against the finest non-empty one (``middle`` at 32x32: StyleGAN's
@@ -112,14 +113,32 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
     plain.fit(g, device=device, generator_rng=torch.Generator(device).manual_seed(0))
     cond = InterFaceGAN(attrs.evolve(cfg, condition=("slant",)))
     cond.fit(g, device=device, generator_rng=torch.Generator(device).manual_seed(0))
+    # conditional manipulation (section 2.3) keeping the ten digit probabilities: ink without the digit
+    from ganforge import ConfigError
+
+    digit_cond: Any = InterFaceGAN(attrs.evolve(cfg, condition=tuple(f"mnist-digit:{k}" for k in range(10))))
+    try:
+        digit_cond.fit(g, device=device, generator_rng=torch.Generator(device).manual_seed(0))
+    except ConfigError as exc:  # a latent space of few dimensions: ten conditions span it
+        digit_cond = str(exc)
     latents = sample_latents(g, s["seeds"], space, generator_rng=torch.Generator(device).manual_seed(1), device=device)
     alphas = torch.linspace(-3, 3, 13)
-    per_alpha = [scores(_render(g, plain.edit(latents, float(a)), space, s["batch"])) for a in alphas]
-    ink = torch.stack([p["ink"] for p in per_alpha], 1)  # [seeds, A]
-    digits = torch.stack([p["digit"] for p in per_alpha], 1)
-    rhos = [spearman(alphas, ink[i]) for i in range(len(ink))]
     near = alphas.abs() <= 1.5
-    kept = (digits[:, near] == digits[:, 6:7]).all(1).float()
+
+    def sweep(editor: Any) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        """Spearman rho of ink against alpha per seed, digit kept per seed, ink per seed and alpha."""
+        per_alpha = [scores(_render(g, editor.edit(latents, float(a)), space, s["batch"])) for a in alphas]
+        ink = torch.stack([p["ink"] for p in per_alpha], 1)  # [seeds, A]
+        digits = torch.stack([p["digit"] for p in per_alpha], 1)
+        kept = (digits[:, near] == digits[:, 6:7]).all(1).float()
+        return [spearman(alphas, ink[i]) for i in range(len(ink))], kept, ink
+
+    rhos, kept, ink = sweep(plain)
+    digit_conditioned: dict[str, Any] = {"error": digit_cond} if isinstance(digit_cond, str) else {}
+    if not digit_conditioned:
+        rhos_d, kept_d, _ = sweep(digit_cond)
+        digit_conditioned = {"mean_spearman_rho": sum(rhos_d) / len(rhos_d),
+                             "digit_kept_abs_alpha_le_1.5": float(kept_d.mean())}
     slant_change = {}
     for name, editor in (("unconditioned", plain), ("conditioned_on_slant", cond)):
         lo = scores(_render(g, editor.edit(latents, -3.0), space, s["batch"]))
@@ -139,12 +158,16 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
     rho = sum(rhos) / len(rhos)
     return {"space": space, "alphas": alphas.tolist(), "mean_spearman_rho": rho,
             "digit_kept_abs_alpha_le_1.5": float(kept.mean()), "mean_ink_per_alpha": ink.mean(0).tolist(),
+            "conditioned_on_the_digit": digit_conditioned,
             "slant_change_alpha_-3_to_3": slant_change, "condition_slant_ratio": ratio,
             "condition_slant_ratio_signed_mean": signed,
             "cos_conditioned_unconditioned": float(torch.nn.functional.cosine_similarity(
                 cond.direction.flatten(), plain.direction.flatten(), dim=0)),
             "pass": {"spearman": rho >= TARGETS["interfacegan_spearman"],
                      "digit_kept": float(kept.mean()) >= TARGETS["interfacegan_digit_kept"],
+                     "digit_kept_conditioned_on_the_digit": digit_conditioned.get("digit_kept_abs_alpha_le_1.5", 0)
+                     >= TARGETS["interfacegan_digit_kept"] and digit_conditioned.get("mean_spearman_rho", 0)
+                     >= TARGETS["interfacegan_spearman"],
                      "condition": ratio <= TARGETS["interfacegan_condition_ratio"]}}
 
 
