@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -23,7 +24,41 @@ from ganforge_plugins import ops
 from ganforge_plugins.ops import cuda_backend as cb
 from ganforge_plugins.ops import reference
 
-REF = cb.RefPrimitives()
+
+def cpp_signatures() -> dict[str, list[str]]:
+    """The parameter types of every function the extension exports, read from csrc/ops.cpp."""
+    text = (cb.CSRC / "ops.cpp").read_text()
+    decls = re.findall(r"(?:at::Tensor|std::vector<at::Tensor>)\s+(\w+)\((.*?)\);", text, flags=re.S)
+    return {name: [" ".join(p.split()[:-1]) for p in params.split(",")] for name, params in decls}
+
+
+class CheckedPrimitives(cb.RefPrimitives):
+    """RefPrimitives that check every call against the C++ signature (what pybind11 would accept), so
+    that the CPU wiring tests also catch an argument list that drifted from the extension's."""
+
+    SIGNATURES = cpp_signatures()
+
+    def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
+        fn = super().__getattribute__(name)
+        types = CheckedPrimitives.SIGNATURES.get(name)
+        if types is None:
+            return fn
+
+        def checked(*args):  # type: ignore[no-untyped-def]
+            assert len(args) == len(types), f"{name}: {len(args)} arguments for {len(types)} parameters"
+            for i, (a, t) in enumerate(zip(args, types, strict=True)):
+                ok = {"const at::Tensor&": isinstance(a, torch.Tensor),
+                      "const std::optional<at::Tensor>&": a is None or isinstance(a, torch.Tensor),
+                      "int64_t": isinstance(a, int) and not isinstance(a, bool),
+                      "double": isinstance(a, float | int) and not isinstance(a, bool),
+                      "bool": isinstance(a, bool)}[t]
+                assert ok, f"{name}: argument {i} is {type(a).__name__}, the C++ parameter is {t}"
+            return fn(*args)
+
+        return checked
+
+
+REF = CheckedPrimitives()
 
 
 def rng(seed: int) -> torch.Generator:
@@ -37,6 +72,17 @@ def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64, grad: 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+def test_the_reference_primitives_cover_every_exported_kernel_with_its_arity() -> None:
+    import inspect
+
+    sigs = cpp_signatures()
+    assert set(sigs) == {"bias_act", "upfirdn2d", "plane_norm_fwd", "plane_norm_bwd", "pixel_norm", "mbstd_fwd",
+                         "mbstd_bwd"}
+    for name, types in sigs.items():
+        assert len(inspect.signature(getattr(cb.RefPrimitives, name)).parameters) == len(types), name
+        assert f'm.def("{name}", &ganforge::{name}' in (cb.CSRC / "ops.cpp").read_text()
 
 
 # -- bias_act wiring -----------------------------------------------------------------------------------------
