@@ -418,7 +418,8 @@ def gpu_case(op: str, shape: tuple[int, int, int, int], seed: int) -> tuple[list
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("op", list(ops.OPS))
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16],
+                         ids=["f64", "f32", "bf16", "f16"])
 def test_kernels_match_the_float64_reference_on_many_shapes_and_layouts(op: str, dtype: torch.dtype) -> None:
     rtol, atol = TOL[dtype]
     for i, shape in enumerate(SHAPES):
