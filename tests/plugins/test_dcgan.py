@@ -57,3 +57,21 @@ def test_weights_follow_the_papers_initialisation() -> None:
 def test_unsupported_data_is_a_clear_error(shape: tuple[int, ...]) -> None:
     with pytest.raises(ConfigError, match="dcgan needs"):
         DCGANGenerator(DCGANGeneratorConfig(), DataSpec(shape=shape))
+
+
+@pytest.mark.parametrize("norm", ["layer", "none"])
+def test_critic_without_batch_norm_scores_each_sample_on_its_own(norm: str) -> None:
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(DCGANDiscriminatorConfig(base_channels=8, norm=norm), DataSpec(shape=(1, 16, 16))).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    x = torch.randn(6, 1, 16, 16)
+    alone = torch.cat([d(x[i:i + 1]) for i in range(6)])
+    torch.testing.assert_close(d(x), alone)  # a gradient penalty per sample stays per sample
+    # with batch norm in training mode a sample's score depends on the rest of its batch
+    bn = DCGANDiscriminator(DCGANDiscriminatorConfig(base_channels=8), DataSpec(shape=(1, 16, 16))).train()
+    assert not torch.allclose(bn(x)[:3], bn(x[:3]))
+
+
+def test_unknown_critic_norm_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="'norm' must be in"):
+        DCGANDiscriminatorConfig(norm="instance")

@@ -25,11 +25,17 @@ class DCGANGeneratorConfig:
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
 
 
+NORMS = ("batch", "layer", "none")
+
+
 @attrs.frozen(kw_only=True)
 class DCGANDiscriminatorConfig:
     base_channels: int = attrs.field(default=128, validator=v.ge(1))  # width after the first conv
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
     leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    # "batch" is the paper's. A gradient penalty is per sample, which batch norm breaks: WGAN-GP
+    # (Gulrajani et al. 2017, section 4) drops it from the critic and recommends "layer" instead.
+    norm: str = attrs.field(default="batch", validator=v.in_(NORMS))
 
 
 def widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -46,13 +52,22 @@ def _check_image(data: DataSpec, who: str) -> None:
         raise ConfigError(f"{who}: dcgan needs a power-of-two resolution >= 8, got {r}")
 
 
+def normalization(kind: str, channels: int) -> nn.Module:
+    """Batch norm, layer norm (over C, H, W of each sample: one group) or none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Weights from N(0, 0.02); batch-norm scales from N(1, 0.02) (Radford et al. 2016, section 4)."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -82,7 +97,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """DCGAN discriminator: strided convs with LeakyReLU and batch norm -> one logit per image."""
+    """DCGAN discriminator: strided convs with LeakyReLU and batch norm (or ``norm``) -> one logit per image."""
 
     def __init__(self, config: DCGANDiscriminatorConfig, data: DataSpec) -> None:
         super().__init__()
@@ -92,7 +107,8 @@ class DCGANDiscriminator(nn.Module):
         slope = config.leaky_slope
         layers: list[nn.Module] = [nn.Conv2d(data.channels, ch[0], 4, 2, 1), nn.LeakyReLU(slope, inplace=True)]
         for c_in, c_out in zip(ch, ch[1:], strict=False):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(slope, inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=config.norm == "none"), normalization(config.norm, c_out),
+                       nn.LeakyReLU(slope, inplace=True)]
         layers += [nn.Conv2d(ch[-1], 1, 4, 1, 0)]  # [N, 1, 1, 1]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
