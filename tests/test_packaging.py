@@ -47,6 +47,8 @@ def test_a_built_wheel_installs_and_runs(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "ganforge/py.typed" in names and "ganforge_plugins/models/dcgan.py" in names
     assert "ganforge_plugins/metrics/weights/mnist-classifier.safetensors" in names  # the domain FID works offline
+    # the CUDA sources travel with the wheel, so that the kernels build on first use after a wheel install
+    assert {"ganforge_plugins/ops/csrc/ops.cpp", "ganforge_plugins/ops/csrc/upfirdn2d.cu"} <= set(names)
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
     site = tmp_path / "site"
