@@ -79,7 +79,9 @@ class IdxImages:
     def load(cls, config: MNISTConfig, class_names: tuple[str, ...]) -> IdxImages:
         root = Path(config.root).expanduser()
         if not root.is_dir():
-            raise DataError(f"data.root: directory {str(root)!r} does not exist (expected the {config.split} idx files)")
+            raise DataError(
+                f"data.root: directory {str(root)!r} does not exist (expected the {config.split} idx files)"
+            )
         image_stem, label_stem = FILES[config.split]
         images = read_idx(_open(root, image_stem), expected_dims=3, source=str(root / image_stem))
         labels = read_idx(_open(root, label_stem), expected_dims=1, source=str(root / label_stem))

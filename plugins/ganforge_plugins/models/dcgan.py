@@ -12,6 +12,8 @@ resolution from 8 up. The discriminator mirrors the generator.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import attrs
 from attrs import validators as v
 from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
@@ -86,8 +88,9 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(ch[0]),
             nn.ReLU(inplace=True),
         ]
-        for c_in, c_out in zip(ch, ch[1:], strict=False):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        for c_in, c_out in pairwise(ch):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(ch[-1], data.channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
@@ -106,7 +109,7 @@ class DCGANDiscriminator(nn.Module):
         ch = widths(data.resolution, config.base_channels, config.max_channels)[::-1]  # r/2 .. 4
         slope = config.leaky_slope
         layers: list[nn.Module] = [nn.Conv2d(data.channels, ch[0], 4, 2, 1), nn.LeakyReLU(slope, inplace=True)]
-        for c_in, c_out in zip(ch, ch[1:], strict=False):
+        for c_in, c_out in pairwise(ch):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=config.norm == "none"), normalization(config.norm, c_out),
                        nn.LeakyReLU(slope, inplace=True)]
         layers += [nn.Conv2d(ch[-1], 1, 4, 1, 0)]  # [N, 1, 1, 1]
