@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,13 @@ def subprocess_env() -> dict[str, str]:
     env.pop("GANFORGE_DISABLE_PLUGIN_AUTOLOAD", None)
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one thread (and do not fight other processes on a busy machine).
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

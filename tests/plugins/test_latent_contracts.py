@@ -24,12 +24,7 @@ SMALL = {"num_samples": 96, "num_keep": 24, "steps": 10, "classifier_steps": 10,
          "classifier_hidden": 16, "batch_size": 48, "num_components": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def components(family: str) -> list[Any]:

@@ -37,13 +37,7 @@ def tiny_stylegan() -> StyleGANGenerator:
                                                      channel_max=8), DataSpec(shape=(1, 32, 32))).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight the other processes of a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("component", MANAGER.registries["editor"], ids=lambda c: c.name)

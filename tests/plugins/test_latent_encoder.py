@@ -29,13 +29,7 @@ from ganforge_plugins.latent.spaces import render, sample_latents
 from tests.plugins.test_latent_inversion import rng, tiny_dcgan, tiny_stylegan
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight the other processes of a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,7 @@ def small(**changes) -> LatentTransformerConfig:
     return LatentTransformerConfig(**{**base, **changes})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight the other processes of a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -69,9 +69,7 @@ def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64, grad: 
     return torch.randn(*shape, generator=rng(seed), dtype=dtype).requires_grad_(grad)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_reference_primitives_cover_every_exported_kernel_with_its_arity() -> None:

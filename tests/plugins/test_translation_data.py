@@ -3,7 +3,6 @@ with their errors (unpaired folders for pix2pix, mismatched names, mixed sizes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,7 @@ from ganforge_plugins.translation.data import (
 from PIL import Image
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ink(x: torch.Tensor) -> float:

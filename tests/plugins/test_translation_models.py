@@ -3,7 +3,6 @@ power-of-two sizes, the U-Net's skip connections, dropout as the noise source, c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,13 +13,7 @@ from ganforge_plugins.models.unet import UNetConfig, UNetGenerator
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one thread is faster, and the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blocks(n: int, side: int, gen: torch.Generator) -> torch.Tensor:

@@ -8,7 +8,6 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,7 @@ TINY: dict[str, dict[str, Any]] = {
 TASK = {"pix2pix": "edges2mnist", "cyclegan": "mnist-thin2bold", "stargan": "mnist-styles"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(method: str, root: Path, **changes: Any) -> TranslationConfig:
