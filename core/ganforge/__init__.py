@@ -6,8 +6,21 @@ components implement, and the small records passed to them. Everything else is i
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint
-from .config import Choice, RunConfig, load_config, load_settings, make_converter, read_toml, structure_as
+from .checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from .config import (
+    Choice,
+    DiscriminatorChoice,
+    GeneratorChoice,
+    LossChoice,
+    RegularizerChoice,
+    RunConfig,
+    linear_decay,
+    load_config,
+    load_settings,
+    make_converter,
+    read_toml,
+    structure_as,
+)
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -64,13 +77,16 @@ __all__ = [
     "DataSpec",
     "Dataset",
     "Discriminator",
+    "DiscriminatorChoice",
     "Editor",
     "FeatureExtractor",
     "GanforgeError",
     "Generator",
+    "GeneratorChoice",
     "LatentSpace",
     "Logger",
     "Loss",
+    "LossChoice",
     "Metric",
     "OutputError",
     "Penalty",
@@ -80,6 +96,7 @@ __all__ = [
     "Progressive",
     "Register",
     "Regularizer",
+    "RegularizerChoice",
     "RunConfig",
     "Sampler",
     "StyleGenerator",
@@ -92,6 +109,7 @@ __all__ = [
     "atomic_write_text",
     "get_plugin_manager",
     "hookimpl",
+    "linear_decay",
     "load_checkpoint",
     "load_config",
     "load_generator",
@@ -101,6 +119,7 @@ __all__ = [
     "read_toml",
     "resolve_device",
     "save_array",
+    "save_checkpoint",
     "save_samples",
     "set_plugin_manager",
     "structure_as",

@@ -94,6 +94,16 @@ class LoggerChoice(Choice):
 
 # -- engine settings ----------------------------------------------------------------------------
 
+
+def linear_decay(step: int, constant_steps: float, decay_steps: float) -> float:
+    """The learning-rate factor of pix2pix and CycleGAN (Zhu et al. 2017, section 7): 1 for
+    ``step < constant_steps``, then linearly down to 0 over ``decay_steps``; 1 throughout when
+    ``decay_steps <= 0``."""
+    if decay_steps <= 0:
+        return 1.0
+    return max(0.0, 1.0 - max(0.0, step - constant_steps) / decay_steps)
+
+
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 
 
@@ -122,9 +132,7 @@ class OptimizerConfig:
     def lr_at(self, step: int, steps: int) -> float:
         """The learning rate for generator step ``step`` (0-based) of ``steps``."""
         start = self.decay_start * steps
-        if step < start or self.decay_start >= 1.0:
-            return self.lr
-        return self.lr * (steps - step) / (steps - start)
+        return self.lr * linear_decay(step, start, steps - start)
 
 
 @attrs.frozen(kw_only=True)

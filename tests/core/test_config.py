@@ -7,7 +7,8 @@ from pathlib import Path
 
 import attrs
 import pytest
-from ganforge import ConfigError, hookimpl
+import torch
+from ganforge import ConfigError, hookimpl, linear_decay
 from ganforge.config import RunConfig, load_config, parse_override, structure, to_toml
 from ganforge.manager import PluginManager
 from ganforge.registry import PluginInfo
@@ -128,3 +129,21 @@ def test_saved_config_is_a_complete_description() -> None:
     data = tomllib.loads(text)
     assert set(data) == {f.name for f in attrs.fields(RunConfig)}
     assert data["generator"] == {"name": "dcgan", "latent_dim": 100, "base_channels": 128, "max_channels": 1024}
+
+
+def test_linear_decay_is_constant_then_linear_to_zero() -> None:
+    assert [linear_decay(s, 100, 100) for s in (0, 50, 100, 125, 150, 175, 200, 300)] == \
+        [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert linear_decay(10_000, 5, 0) == 1.0  # no decay phase
+
+
+def test_linear_decay_drives_an_optimiser_to_zero() -> None:
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([w], lr=2e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_decay(s, 4, 4))
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 0.5e-4])

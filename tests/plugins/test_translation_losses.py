@@ -1,5 +1,5 @@
 """The non-adversarial terms of translation against their formulas on hand-made tensors, the image
-pool's statistics, and the linear-decay schedule."""
+pool's statistics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ganforge_plugins.translation.losses import (
     domain_classification_loss,
     identity_loss,
     l1,
-    linear_decay,
     reconstruction_loss,
 )
 
@@ -51,24 +50,6 @@ def test_domain_classification_loss_is_the_negative_log_probability_of_the_domai
     p0 = math.exp(2) / (math.exp(2) + 2)
     expected = (-math.log(p0) - math.log(1 / 3)) / 2
     assert domain_classification_loss(logits, domains).item() == pytest.approx(expected, rel=1e-6)
-
-
-def test_linear_decay_is_constant_then_linear_to_zero() -> None:
-    assert [linear_decay(s, 100, 100) for s in (0, 50, 100, 125, 150, 175, 200, 300)] == \
-        [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
-    assert linear_decay(10_000, 5, 0) == 1.0  # no decay phase
-
-
-def test_linear_decay_drives_an_optimiser_to_zero() -> None:
-    w = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([w], lr=2e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_decay(s, 4, 4))
-    lrs = []
-    for _ in range(8):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 0.5e-4])
 
 
 def test_image_pool_stores_until_full_then_swaps_with_probability_one_half() -> None:

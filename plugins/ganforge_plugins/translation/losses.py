@@ -1,11 +1,10 @@
-"""The non-adversarial terms of image-to-image translation, the image pool and the learning-rate
-schedule, as small pure functions.
+"""The non-adversarial terms of image-to-image translation and the image pool, as small pure
+functions (the constant-then-linear learning-rate schedule is :func:`ganforge.linear_decay`).
 
 - pix2pix (Isola et al. 2017, arXiv:1611.07004, eq. 3): ``L_L1(G) = E ||y - G(x)||_1``.
 - CycleGAN (Zhu et al. 2017, arXiv:1703.10593, eq. 2): ``L_cyc = E ||F(G(x)) - x||_1 + E ||G(F(y)) - y||_1``;
   identity (section 5.2, from Taigman et al. 2017): ``L_idt = E ||G(y) - y||_1 + E ||F(x) - x||_1``;
-  the pool of 50 past fakes (section 4, from Shrivastava et al. 2017, arXiv:1612.07828); a learning
-  rate constant for the first half of training and linearly decaying to zero over the second.
+  the pool of 50 past fakes (section 4, from Shrivastava et al. 2017, arXiv:1612.07828).
 - StarGAN (Choi et al. 2018, arXiv:1711.09020, eqs. 2-4): domain classification
   ``L_cls = E[-log D_cls(c | x)]`` (real images with their own domain for D, fakes with the target
   domain for G) and reconstruction ``L_rec = E ||x - G(G(x, c), c')||_1``.
@@ -52,13 +51,6 @@ def domain_classification_loss(class_logits: Tensor, domains: Tensor) -> Tensor:
 def reconstruction_loss(x: Tensor, reconstructed: Tensor) -> Tensor:
     """StarGAN's ``L_rec = E||x - G(G(x, c), c')||_1``."""
     return l1(reconstructed, x)
-
-
-def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
-    """The learning-rate factor: 1 for ``step < constant_steps``, then linearly to 0 over ``decay_steps``."""
-    if decay_steps <= 0:
-        return 1.0
-    return max(0.0, 1.0 - max(0, step - constant_steps) / decay_steps)
 
 
 class ImagePool:

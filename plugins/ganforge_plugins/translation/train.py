@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
-import safetensors.torch
 import tomli_w
 import torch
 from attrs import validators as v
@@ -43,15 +40,23 @@ from ganforge import (
     ConfigError,
     Constraint,
     DataSpec,
+    DiscriminatorChoice,
+    GeneratorChoice,
+    LossChoice,
     OutputError,
     Penalty,
     PenaltyContext,
+    RegularizerChoice,
     __version__,
     atomic_write_text,
+    linear_decay,
     make_converter,
     resolve_device,
     save_samples,
     structure_as,
+)
+from ganforge import (
+    save_checkpoint as _save_checkpoint,
 )
 from torch import Tensor, nn
 
@@ -68,7 +73,6 @@ from ganforge_plugins.translation.losses import (
     domain_classification_loss,
     identity_loss,
     l1,
-    linear_decay,
     reconstruction_loss,
 )
 
@@ -125,31 +129,11 @@ class TranslationConfig:
 
 
 @attrs.frozen(kw_only=True)
-class _Generator(Choice):
-    family = "generator"
-
-
-@attrs.frozen(kw_only=True)
-class _Discriminator(Choice):
-    family = "discriminator"
-
-
-@attrs.frozen(kw_only=True)
-class _Loss(Choice):
-    family = "loss"
-
-
-@attrs.frozen(kw_only=True)
-class _Regularizer(Choice):
-    family = "regularizer"
-
-
-@attrs.frozen(kw_only=True)
 class _Components:
-    generator: _Generator
-    discriminator: _Discriminator
-    loss: _Loss
-    regularizers: tuple[_Regularizer, ...]
+    generator: GeneratorChoice
+    discriminator: DiscriminatorChoice
+    loss: LossChoice
+    regularizers: tuple[RegularizerChoice, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -669,42 +653,9 @@ def data_meta(procedure: Procedure) -> dict[str, Any]:
 
 
 def save_checkpoint(directory: Path, step: int, procedure: Procedure, config_toml: str, keep: int) -> Path:
-    """The engine's checkpoint layout, written into a temporary directory, fsynced and renamed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step-{step:08d}"
-    tmp = directory / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
-                   for name, net in procedure.networks.items() for key, value in net.state_dict().items()}
-        safetensors.torch.save_file(tensors, str(tmp / "weights.safetensors"))
-        torch.save(procedure.state(), tmp / "state.pt")
-        meta = {"format": 1, "step": step, "torch": torch.__version__, **data_meta(procedure)}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        (tmp / "config.toml").write_text(config_toml, encoding="utf-8")
-        for name in ("weights.safetensors", "state.pt", "meta.json", "config.toml"):
-            _fsync(tmp / name)
-        _fsync(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync(directory)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"could not write checkpoint {final}: {exc}") from exc
-    atomic_write_text(directory / "latest", final.name + "\n")
-    for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """The engine's checkpoint, written atomically by :func:`ganforge.save_checkpoint`."""
+    return _save_checkpoint(directory, step, networks=procedure.networks, state=procedure.state(),
+                            meta=data_meta(procedure), config_toml=config_toml, keep_last=keep)
 
 
 def train(config: TranslationConfig, manager: Any, out: str | Path, *, device: torch.device | None = None
