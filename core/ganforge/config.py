@@ -435,3 +435,8 @@ def to_dict(config: RunConfig, manager: PluginManager | None = None) -> dict[str
 
 def to_toml(config: RunConfig, manager: PluginManager | None = None) -> str:
     return tomli_w.dumps(to_dict(config, manager))
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """Unstructured config data (any plugin's) as TOML; ``None`` values are left out, as TOML has no null."""
+    return tomli_w.dumps(_drop_none(dict(data)))

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import tomli_w
 import torch
 from attrs import validators as v
 from ganforge import (
@@ -49,6 +48,7 @@ from ganforge import (
     RegularizerChoice,
     __version__,
     atomic_write_text,
+    dump_toml,
     linear_decay,
     make_converter,
     resolve_device,
@@ -188,15 +188,7 @@ def resolved_toml(resolved: Resolved, manager: Any) -> str:
     raw.update(generator=conv.unstructure(resolved.generator), discriminator=conv.unstructure(resolved.discriminator),
                loss=conv.unstructure(resolved.loss), regularizers=[conv.unstructure(r) for r in resolved.regularizers],
                n_critic=resolved.n_critic, batch_size=resolved.batch_size, lr=resolved.lr)
-    return tomli_w.dumps(_drop_none(raw))
-
-
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(x) for k, x in value.items() if x is not None}
-    if isinstance(value, list | tuple):
-        return [_drop_none(x) for x in value]
-    return value
+    return dump_toml(raw)
 
 
 # -- networks -------------------------------------------------------------------------------------
