@@ -32,7 +32,7 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a GAN (with no CONFIG: a DCGAN on the bundled digits)")
+    train = sub.add_parser("train", help="train a GAN (with no CONFIG: a conditional DCGAN on the bundled digits)")
     train.add_argument("config", nargs="?", help="TOML config; only what differs from the default is needed")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set optim.g.lr=1e-4 (repeatable)")
@@ -145,7 +145,10 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
     from .images import save_array, save_samples
 
     if out.suffix == ".png":
-        save_samples(samples, out, nrow=max(1, int(args.n**0.5)))
+        nrow = max(1, int(args.n**0.5))
+        if labels is None and trained.num_classes is not None:
+            nrow = trained.num_classes  # the classes drawn in turn: one column per class
+        save_samples(samples, out, nrow=nrow)
     else:
         save_array(samples, out)
     print(f"wrote {args.n} samples to {out}", file=sys.stderr)
@@ -161,7 +164,7 @@ def _sample_labels(
             raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")
         return None
     if class_index is None:
-        return torch.arange(n, device=device) % k
+        return None  # TrainedGenerator.sample draws the classes in turn
     if not 0 <= class_index < k:
         names = f" ({', '.join(spec.class_names)})" if spec.class_names else ""
         raise ConfigError(f"--class {class_index}: expected a class index in [0, {k - 1}]{names}")

@@ -201,12 +201,17 @@ COMPONENT_SECTIONS = ("data", "generator", "discriminator", "loss", "sampler")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "data": {"name": "digits"},
-    "generator": {"name": "dcgan"},
-    "discriminator": {"name": "dcgan"},
+    "generator": {"name": "cdcgan"},
+    "discriminator": {"name": "cdcgan", "conditioning": "concat"},
     "loss": {"name": "non-saturating"},
     "sampler": {"name": "gaussian"},
 }
-"""The embedded default: a DCGAN on scikit-learn's bundled handwritten digits."""
+"""The embedded default: a class-conditional DCGAN on scikit-learn's bundled handwritten digits.
+
+The digits carry labels, so the default trains DCGAN's networks with the conditional objective
+``D(x|y)``, ``G(z|y)`` of Mirza & Osindero 2014 (the label as one-hot maps joined to D's input):
+each sample is drawn for a class, and the sample grid shows one digit per column. The
+unconditional DCGAN is ``configs/dcgan.toml``."""
 
 
 # -- the converter ------------------------------------------------------------------------------

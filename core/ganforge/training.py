@@ -91,7 +91,9 @@ class TrainedGenerator:
     """A generator rebuilt from a checkpoint, with what it takes to sample from it.
 
     ``module`` is in eval mode on ``device`` and holds the moving-average weights when the run kept
-    them. ``sample(n, generator=rng, labels=None)`` draws latents from the run's prior.
+    them. ``sample(n, generator=rng, labels=None)`` draws latents from the run's prior; a
+    class-conditional generator given no labels draws the classes in turn (``i % num_classes``),
+    so that every class gets an equal share.
     """
 
     module: nn.Module
@@ -109,8 +111,16 @@ class TrainedGenerator:
 
     @torch.no_grad()
     def latents_to_samples(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None and self.num_classes is not None:
+            labels = torch.arange(len(z), device=z.device) % self.num_classes
         out: Tensor = self.module(z, labels)
         return out
+
+    @property
+    def num_classes(self) -> int | None:
+        """The class count of a class-conditional generator, else ``None``."""
+        k: int | None = getattr(self.module, "num_classes", None)
+        return k
 
 
 def load_generator(

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from ganforge import load_generator
 from ganforge.cli import main
+from PIL import Image
 
 from tests.conftest import TINY
 
@@ -53,6 +56,34 @@ def test_train_and_sample_png_and_npy(trained_run: Path, tmp_path: Path) -> None
     assert not np.array_equal(a, np.load(tmp_path / "c.npy"))
     assert main(["sample", str(trained_run), "-n", "9", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_conditional_model_draws_every_class_in_turn_or_the_one_asked_for(trained_run: Path, tmp_path: Path) -> None:
+    trained = load_generator(trained_run)  # the embedded default is class-conditional
+    assert trained.num_classes == 10
+    assert main(["sample", str(trained_run), "-n", "20", "--seed", "3", "--out", str(tmp_path / "all.npy")]) == 0
+    assert main(["sample", str(trained_run), "-n", "20", "--seed", "3", "--class", "4",
+                 "--out", str(tmp_path / "fours.npy")]) == 0
+    every, fours = np.load(tmp_path / "all.npy"), np.load(tmp_path / "fours.npy")
+    cycled = ((trained.sample(20, generator=torch.Generator().manual_seed(3),
+                              labels=torch.arange(20) % 10) + 1) / 2).numpy()
+    np.testing.assert_allclose(every, cycled, atol=1e-6)
+    np.testing.assert_allclose(every[4::10], fours[4::10], atol=1e-6)  # same latents, same class
+    assert not np.allclose(every[3::10], fours[3::10], atol=1e-3)  # same latents, another class
+    assert main(["sample", str(trained_run), "-n", "20", "--out", str(tmp_path / "grid.png")]) == 0
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == (10 * 18 + 2, 2 * 18 + 2)  # one column per class
+
+
+def test_an_unconditional_model_takes_no_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "dcgan"
+    assert main(["train", "--out", str(run), *tiny_args(), "--set", "generator.name=dcgan",
+                 "--set", "discriminator.name=dcgan"]) == 0
+    assert load_generator(run).num_classes is None
+    capsys.readouterr()
+    assert "unconditional and takes no class" in error_of(
+        ["sample", str(run), "--class", "3", "--out", str(tmp_path / "x.png")], capsys
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,8 +138,8 @@ def test_sample_refuses_a_corrupt_checkpoint(
 
 def test_sample_rejects_a_bad_request(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected a file ending in .png" in error_of(["sample", str(trained_run), "--out", str(tmp_path / "x.jpg")], capsys)
-    assert "unconditional and takes no class" in error_of(
-        ["sample", str(trained_run), "--class", "3", "--out", str(tmp_path / "x.png")], capsys
+    assert "--class 12: expected a class index in [0, 9] (0, 1, 2, 3" in error_of(
+        ["sample", str(trained_run), "--class", "12", "--out", str(tmp_path / "x.png")], capsys
     )
     assert "is not a checkpoint" in error_of(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")], capsys)
 
@@ -116,7 +147,7 @@ def test_sample_rejects_a_bad_request(trained_run: Path, tmp_path: Path, capsys:
 def test_config_show_prints_the_resolved_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show", "--set", "generator.latent_dim=12"]) == 0
     out = capsys.readouterr().out
-    assert '[generator]\nname = "dcgan"\nlatent_dim = 12\n' in out
+    assert '[generator]\nname = "cdcgan"\nlatent_dim = 12\n' in out
 
 
 def test_errors_print_no_traceback_in_a_real_process(tmp_path: Path, subprocess_env: dict[str, str]) -> None:

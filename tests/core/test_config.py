@@ -20,9 +20,10 @@ def load_error(*overrides: str, path: str | Path | None = None) -> str:
     return str(info.value)
 
 
-def test_the_embedded_default_is_a_dcgan_on_digits() -> None:
+def test_the_embedded_default_is_a_conditional_dcgan_on_digits() -> None:
     config = load_config()
-    assert (config.data.name, config.generator.name, config.discriminator.name) == ("digits", "dcgan", "dcgan")
+    assert (config.data.name, config.generator.name, config.discriminator.name) == ("digits", "cdcgan", "cdcgan")
+    assert config.discriminator.params.conditioning == "concat"  # Mirza & Osindero's one-hot input maps
     assert config.loss.name == "non-saturating" and config.sampler.name == "gaussian"
     assert config.optim.g.lr == 2e-4 and config.optim.g.betas == (0.5, 0.999)  # DCGAN's Adam
 
@@ -68,7 +69,7 @@ def test_changing_a_component_name_drops_the_previous_plugins_params() -> None:
     manager.register(Plugin(), PluginInfo(name="test-other", module=__name__))
     config = load_config(None, ["generator.latent_dim=3", "generator.name=other"], manager)
     assert config.generator.params == OtherConfig()
-    same = load_config(None, ["generator.latent_dim=3", "generator.name=dcgan"], manager)
+    same = load_config(None, ["generator.latent_dim=3", "generator.name=cdcgan"], manager)
     assert same.generator.params.latent_dim == 3  # same plugin: its params stay
 
 
@@ -102,7 +103,8 @@ def test_out_of_range_names_path_bound_and_value() -> None:
 
 def test_extra_keys_are_rejected_with_the_accepted_ones() -> None:
     message = load_error("generator.latnet_dim=8")
-    assert "generator: unknown key(s) latnet_dim; expected one of: latent_dim, base_channels, max_channels" in message
+    expected = "latent_dim, embedding_dim, base_channels, max_channels"
+    assert f"generator: unknown key(s) latnet_dim; expected one of: {expected}" in message
     assert "top level: unknown key(s) trian" in load_error("trian.steps=3")
 
 
@@ -128,7 +130,8 @@ def test_saved_config_is_a_complete_description() -> None:
     text = to_toml(load_config())
     data = tomllib.loads(text)
     assert set(data) == {f.name for f in attrs.fields(RunConfig)}
-    assert data["generator"] == {"name": "dcgan", "latent_dim": 100, "base_channels": 128, "max_channels": 1024}
+    assert data["generator"] == {"name": "cdcgan", "latent_dim": 100, "embedding_dim": 50, "base_channels": 128,
+                                 "max_channels": 1024}
 
 
 def test_linear_decay_is_constant_then_linear_to_zero() -> None:

@@ -44,11 +44,13 @@ def sets(items: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("latent-cli")
-    assert main(["train", "--out", str(base / "dcgan"), *sets(TINY)]) == 0
+    unconditional = ["generator.name=dcgan", "discriminator.name=dcgan", *TINY]
+    assert main(["train", "--out", str(base / "dcgan"), *sets(unconditional)]) == 0
+    assert main(["train", "--out", str(base / "default"), *sets(TINY)]) == 0  # class-conditional
     (base / "stylegan.toml").write_text(STYLEGAN)
     style = [s for s in TINY if not s.startswith(("generator.", "discriminator."))]
     assert main(["train", str(base / "stylegan.toml"), "--out", str(base / "stylegan"), *sets(style)]) == 0
-    return {"dcgan": base / "dcgan", "stylegan": base / "stylegan"}
+    return {"dcgan": base / "dcgan", "default": base / "default", "stylegan": base / "stylegan"}
 
 
 def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -202,3 +204,38 @@ def test_outputs_default_to_the_run_directory(runs, tmp_path: Path, capsys) -> N
     np.save(ok, np.zeros((1, 1, 16, 16), np.float32))
     assert main(["invert", str(run), str(ok), "--method", "optimise", "--steps", "1"]) == 0
     assert (run / "latent" / "invert-optimise" / "latents.safetensors.json").is_file()
+
+
+def test_a_conditional_generator_is_edited_and_inverted_within_one_class(runs, tmp_path: Path, capsys) -> None:
+    default = str(runs["default"])  # the embedded default: a class-conditional DCGAN
+    assert main(["interpolate", default, "--out", str(tmp_path / "walk.png"), "--steps", "3", "--pairs", "2",
+                 "--class", "7"]) == 0
+    grid = tmp_path / "ink.png"
+    edit = ["edit", default, "--editor", "interfacegan", "--attribute", "ink", "--alphas", "-3,3", "-n", "2",
+            "--param", "num_samples=200", "--param", "num_keep=40", "--out", str(grid)]
+    err = error_of(edit, capsys)
+    assert "--class: the generator is class-conditional" in err and "K in [0, 9] (0, 1, 2" in err
+    assert "(got 10)" in error_of([*edit, "--class", "10"], capsys)
+    capsys.readouterr()
+    assert main([*edit, "--class", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["space"] == "z"
+    with Image.open(grid) as im:
+        assert im.size == (2 * 18 + 2, 2 * 18 + 2)
+
+    # Samples of class 3 are found again when inverted within class 3.
+    trained = load_generator(runs["default"])
+    labels = torch.full((3,), 3)
+    targets = ((trained.sample(3, generator=torch.Generator().manual_seed(5), labels=labels) + 1) / 2).numpy()
+    np.save(tmp_path / "threes.npy", targets)
+    psnr_in = {}
+    for k in (3, 5):
+        capsys.readouterr()
+        assert main(["invert", default, str(tmp_path / "threes.npy"), "--method", "optimise", "--steps", "60",
+                     "--feature-weight", "0", "--class", str(k), "--out", str(tmp_path / f"in-{k}")]) == 0
+        psnr_in[k] = json.loads(capsys.readouterr().out)["mean_psnr"]
+    assert psnr_in[3] > psnr_in[5] + 1.0, psnr_in  # the images' own class explains them best
+    assert "--class: the generator is class-conditional" in error_of(
+        ["invert", default, str(tmp_path / "threes.npy"), "--out", str(tmp_path / "x")], capsys)
+    assert "takes no class" in error_of(
+        ["invert", str(runs["dcgan"]), str(tmp_path / "threes.npy"), "--class", "3", "--out", str(tmp_path / "y")],
+        capsys)

@@ -397,7 +397,8 @@ def test_a_regularizer_that_needs_labels_refuses_unlabelled_data(tmp_path: Path)
     images.mkdir()
     for i in range(20):
         Image.new("L", (16, 16), 10 * i).save(images / f"{i}.png")
-    overrides = [*TINY, "data.name=image-folder", f"data.root={str(images)!r}", "data.resolution=16",
+    overrides = [*TINY, "generator.name=dcgan", "discriminator.name=dcgan", "data.name=image-folder",
+                 f"data.root={str(images)!r}", "data.resolution=16",
                  "data.channels=1", "train.batch_size=4", 'regularizers=[{name = "test-needs-labels"}]']
     config = load_config(None, overrides, manager)
     with pytest.raises(ConfigError, match=r"regularizers\[0\]\.name: 'test-needs-labels' needs class labels, but "

@@ -60,7 +60,15 @@ from ganforge_plugins.latent.encoder import (
 )
 from ganforge_plugins.latent.interpolation import MODES, interpolate
 from ganforge_plugins.latent.inversion import InversionConfig
-from ganforge_plugins.latent.spaces import SPACES, check_space, render, sample_latents, space_names, z_to
+from ganforge_plugins.latent.spaces import (
+    SPACES,
+    FixedClass,
+    check_space,
+    render,
+    sample_latents,
+    space_names,
+    z_to,
+)
 
 # argparse takes "-3:3:7" for an option unless it looks like a negative number: let ranges count as one
 NEGATIVE_VALUE = re.compile(r"^-\d[\d.:,eE+-]*$")
@@ -138,6 +146,22 @@ def _labels(trained: Any, n: int, rng: torch.Generator, class_index: int | None)
             raise ConfigError(f"--class: must be in [0, {k - 1}], got {class_index}")
         return torch.full((n,), class_index, dtype=torch.long, device=trained.device)
     return torch.randint(0, k, (n,), generator=rng, device=rng.device).to(trained.device)
+
+
+def within_class(trained: Any, class_index: int | None, command: str) -> Any:
+    """``trained`` as is when unconditional; a class-conditional one seen as the generator of the
+    class ``--class`` names (:class:`FixedClass`), which it must then name."""
+    k = getattr(trained.module, "num_classes", None)
+    if k is None:
+        if class_index is not None:
+            raise ConfigError(f"--class {class_index}: the generator is unconditional and takes no class")
+        return trained
+    names = f" ({', '.join(trained.spec.class_names)})" if trained.spec.class_names else ""
+    if class_index is None or not 0 <= class_index < k:
+        got = "none given" if class_index is None else f"got {class_index}"
+        raise ConfigError(f"--class: the generator is class-conditional; `{command}` works within one class, "
+                          f"so name it with --class K, K in [0, {k - 1}]{names} ({got})")
+    return attrs.evolve(trained, module=FixedClass(trained.module, class_index).eval())
 
 
 def run_dir(trained: Any) -> Path:
@@ -309,6 +333,8 @@ class Edit:
         parser.add_argument("--out", help="the grid, FILE.png, rows: samples, columns: alphas "
                                           "(default: RUN/latent/edit-EDITOR.png)")
         parser.add_argument("--editor", help="a registered editor (interfacegan)")
+        parser.add_argument("--class", dest="class_index", type=int,
+                            help="the class to edit within, for a class-conditional generator")
         parser.add_argument("--attribute", help="the attribute to edit: SCORER or SCORER:ATTRIBUTE (e.g. ink)")
         parser.add_argument("--alphas", help="edit strengths, START:STOP:COUNT or a list (-3:3:7)")
         parser.add_argument("--space", help="latent space the editor works in (z, w, w+)")
@@ -333,6 +359,7 @@ class Edit:
         device = resolve_device(config.device)
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
+        trained = within_class(trained, getattr(args, "class_index", None), "edit")
         out = out or run_dir(trained) / "latent" / f"edit-{config.editor}.png"
         g = trained.module
         editor.fit(trained, device=device, generator_rng=torch.Generator(device).manual_seed(config.seed + 1))
@@ -453,6 +480,8 @@ class Invert:
         parser.add_argument("images", help="a folder of .png files or a .npy array of images")
         parser.add_argument("--out", help="output directory (default: RUN/latent/invert-METHOD)")
         parser.add_argument("--method", choices=METHODS, help="optimise, encoder or hybrid (default)")
+        parser.add_argument("--class", dest="class_index", type=int,
+                            help="the class of the images, for a class-conditional generator")
         parser.add_argument("--space", choices=SPACES, help="latent space (w+ for a style generator, else z)")
         parser.add_argument("--steps", type=int, help="optimisation steps (500)")
         parser.add_argument("--lr", type=float)
@@ -474,6 +503,7 @@ class Invert:
         device = resolve_device(config.device)
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
+        trained = within_class(trained, getattr(args, "class_index", None), "invert")
         out = Path(args.out) if getattr(args, "out", None) else run_dir(trained) / "latent" / f"invert-{config.method}"
         g = trained.module
         space = config.space or ("w+" if "w+" in space_names(g) else "z")

@@ -32,6 +32,25 @@ def unwrap(generator: Any) -> nn.Module:
     return module  # type: ignore[no-any-return]
 
 
+class FixedClass(nn.Module):
+    """A class-conditional generator ``G(z, y)`` seen as the unconditional ``z -> G(z, y)`` of one
+    class ``y``, so that every editor and inverter works on it unchanged: the edits and inversions
+    of a conditional model are made within a class (as InterFaceGAN does per class)."""
+
+    num_classes = None  # what the latent tools see: an unconditional generator
+
+    def __init__(self, generator: nn.Module, class_index: int) -> None:
+        super().__init__()
+        self.generator = generator
+        self.class_index = class_index
+        self.latent_spaces = generator.latent_spaces
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        y = torch.full((len(z),), self.class_index, dtype=torch.long, device=z.device)
+        out: Tensor = self.generator(z, y)
+        return out
+
+
 def space_names(generator: Any) -> list[str]:
     return [s.name for s in unwrap(generator).latent_spaces]
 
