@@ -130,7 +130,7 @@ def test_saved_config_is_a_complete_description() -> None:
     text = to_toml(load_config())
     data = tomllib.loads(text)
     assert set(data) == {f.name for f in attrs.fields(RunConfig)}
-    assert data["generator"] == {"name": "cdcgan", "latent_dim": 100, "embedding_dim": 50, "base_channels": 128,
+    assert data["generator"] == {"name": "cdcgan", "latent_dim": 100, "embedding_dim": 50, "base_channels": 64,
                                  "max_channels": 1024}
 
 
