@@ -165,7 +165,9 @@ class Discriminator(Protocol):
     ``forward(x: [N, *S], labels: [N] | None, condition: [N, C', H, W] | None) -> logits``, raw
     (pre-sigmoid) scores of shape ``[N]`` for one prediction per sample, or ``[N, 1, h, w]`` for a
     map of patch predictions (PatchGAN). ``condition`` is the source image of an image-conditional
-    model (pix2pix scores ``concat(A, B)``).
+    model (pix2pix scores ``concat(A, B)``). A discriminator that scores samples in groups (PacGAN's
+    packing) may set ``batch_multiple``: the engine then refuses a batch that is not a multiple of
+    it before training starts.
     """
 
     num_classes: int | None

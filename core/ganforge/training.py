@@ -279,6 +279,13 @@ class Trainer:
         spec = self.dataset.spec
         self.generator = build_generator(config, manager, spec).to(self.device)
         self.discriminator = build_discriminator(config, manager, spec).to(self.device)
+        multiple = int(getattr(self.discriminator, "batch_multiple", 1))
+        if (t.batch_size // self.dist.world_size) % multiple:
+            per_rank = f" ({t.batch_size // self.dist.world_size} per process)" if self.dist.enabled else ""
+            raise ConfigError(
+                f"train.batch_size: {t.batch_size}{per_rank} must be a multiple of {multiple}: discriminator "
+                f"{config.discriminator.name!r} scores samples in groups of {multiple}"
+            )
         self.loss: Loss = manager.get("loss", config.loss.name).factory(config.loss.params)
         self.sampler = build_sampler(config, manager)
         self.space = prior_space(self.generator)

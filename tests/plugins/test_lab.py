@@ -155,6 +155,19 @@ def test_packing_scores_consecutive_samples_jointly() -> None:
         d(torch.randn(5, 2))
 
 
+def test_a_batch_that_packing_cannot_split_is_refused_before_training(tmp_path: Path) -> None:
+    from ganforge import Trainer
+
+    raw = compose(LabConfig(), Combination(name="pac3", overrides={"discriminator": {"pack": 3}}), "grid25", 0)
+    config = structure_as(RunConfig, raw, get_plugin_manager())
+    with pytest.raises(ConfigError, match=r"train.batch_size: 256 must be a multiple of 3: discriminator 'mlp' "
+                                          r"scores samples in groups of 3"):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    raw["train"]["batch_size"] = 255
+    assert Trainer(structure_as(RunConfig, raw, get_plugin_manager()), tmp_path / "ok").config.train.batch_size == 255
+
+
 def test_scale_sets_the_networks_units() -> None:
     spec = DataSpec(shape=(2,))
     torch.manual_seed(0)

@@ -135,6 +135,7 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         self.num_classes = None
         self.pack = config.pack
+        self.batch_multiple = config.pack  # the engine checks the batch size against it before training
         self.register_buffer("scale", torch.tensor(float(config.scale)))
         self.net = mlp(config.pack * math.prod(data.shape), config.width, config.depth, 1, config.activation,
                        config.leaky_slope)
