@@ -285,8 +285,8 @@ def test_lab_command_reports_bad_settings_before_training(tmp_path: Path, subpro
 @pytest.mark.xfail(
     run=False, strict=True,
     reason="issue 3 acceptance not met yet: the best default combination (ns-gan-pac2-r1) covers 8/8 ring "
-    "modes at 80% HQ and 22/25 grid modes at 71% HQ (benchmarks/results/lab-table.md); the rest of the "
-    "grid's samples lie on bridges between neighbouring modes",
+    "modes and 25/25 grid modes, but at 81% high quality on both, against 85% (benchmarks/results/"
+    "lab-table.md); the other samples lie on bridges between neighbouring modes",
 )
 def test_default_lab_meets_the_acceptance(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """Issue 3: both datasets, 3 seeds, default combinations, 2 CPU cores, under 10 minutes; the
