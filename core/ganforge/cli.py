@@ -19,7 +19,6 @@ from .checkpoint import load_checkpoint
 from .config import RunConfig, load_config, load_settings, structure, to_toml
 from .errors import ConfigError, GanforgeError, OutputError
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
-from .protocols import DataSpec
 from .training import Trainer, load_generator, prepare_run_dir
 
 
@@ -139,7 +138,9 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
     if args.n < 1:
         raise ConfigError(f"-n: expected a positive number of samples, got {args.n}")
     trained = load_generator(args.checkpoint, device=args.device, manager=manager)
-    labels = _sample_labels(args.class_index, args.n, trained.module, trained.spec, trained.device)
+    class_index = trained.check_class(args.class_index)
+    # no labels: a conditional generator draws the classes in turn
+    labels = None if class_index is None else torch.full((args.n,), class_index, device=trained.device)
     rng = torch.Generator(trained.device).manual_seed(args.seed)
     samples = trained.sample(args.n, generator=rng, labels=labels)
     from .images import save_array, save_samples
@@ -153,22 +154,6 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
         save_array(samples, out)
     print(f"wrote {args.n} samples to {out}", file=sys.stderr)
     return 0
-
-
-def _sample_labels(
-    class_index: int | None, n: int, generator: torch.nn.Module, spec: DataSpec, device: torch.device
-) -> torch.Tensor | None:
-    k: int | None = getattr(generator, "num_classes", None)
-    if k is None:
-        if class_index is not None:
-            raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")
-        return None
-    if class_index is None:
-        return None  # TrainedGenerator.sample draws the classes in turn
-    if not 0 <= class_index < k:
-        names = f" ({', '.join(spec.class_names)})" if spec.class_names else ""
-        raise ConfigError(f"--class {class_index}: expected a class index in [0, {k - 1}]{names}")
-    return torch.full((n,), class_index, device=device, dtype=torch.long)
 
 
 def cmd_plugins(args: argparse.Namespace, manager: PluginManager) -> int:

