@@ -1,7 +1,8 @@
 """Engine overhead: ``Trainer.train_step`` against a hand-written PyTorch loop on the same models.
 
 Both run the embedded default (class-conditional DCGAN, non-saturating loss, Adam, digits at 16x16
-with their labels, batch 64) from the same seed on the same device; the engine must cost no more than a few percent more per step.
+with their labels, batch 64) from the same seed on the same device; the engine must cost no more than a
+few percent more per step.
 The ratio is reported in ``extra_info`` (``engine / hand``); ``python -m benchmarks.report`` turns
 a ``--benchmark-json`` file into the Markdown summary committed under ``benchmarks/results/``.
 """

@@ -14,7 +14,9 @@ from tests.quality import digit_classifier, digit_quality, real_digits, within_c
 
 
 @pytest.mark.slow
-def test_default_run_generates_recognisable_digits_of_every_class(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_default_run_generates_recognisable_digits_of_every_class(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     run = tmp_path / "run"
     train = subprocess.run([sys.executable, "-m", "ganforge", "train", "--out", str(run)],
                            capture_output=True, text=True, env=subprocess_env, timeout=1200)

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import ganforge
+
 from tests.conftest import REPO, TINY
 
 FIRST_PARTY = {"digits", "idx", "image-folder", "dcgan", "gan-losses", "gaussian",

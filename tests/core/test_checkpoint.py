@@ -19,7 +19,8 @@ from tests.conftest import TINY
 
 def save(directory: Path, step: int, net: nn.Module, keep_last: int = 0) -> Path:
     return save_checkpoint(
-        directory, step, networks={"generator": net}, state={"step": step, "rng": torch.arange(step * 3, dtype=torch.uint8)},
+        directory, step, networks={"generator": net},
+        state={"step": step, "rng": torch.arange(step * 3, dtype=torch.uint8)},
         meta={"note": "test"}, config_toml='x = 1\n', keep_last=keep_last,
     )
 
@@ -103,7 +104,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     run = tmp_path / "run"
     script = tmp_path / "die.py"
     script.write_text(textwrap.dedent(KILL_DURING_SECOND_CHECKPOINT))

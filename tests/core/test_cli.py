@@ -26,7 +26,8 @@ def tiny_args(*extra: str) -> list[str]:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
 
 
 def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -94,7 +95,8 @@ def test_an_unconditional_model_takes_no_class(tmp_path: Path, capsys: pytest.Ca
         (["train.steps=-5"], "train.steps: must be >= 1: -5"),
         (["generator.colour=1"], "generator: unknown key(s) colour"),
         (["data.name=mnist", "data.root=/no/such/mnist"], "data.root: directory '/no/such/mnist' does not exist"),
-        (["train.device=cuda:7"] if not __import__("torch").cuda.is_available() else ["train.device=tpu"], "train.device"),
+        (["train.device=cuda:7"] if not __import__("torch").cuda.is_available() else ["train.device=tpu"],
+         "train.device"),
     ],
 )
 def test_bad_config_fails_before_anything_is_written(
@@ -137,7 +139,8 @@ def test_sample_refuses_a_corrupt_checkpoint(
 
 
 def test_sample_rejects_a_bad_request(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "expected a file ending in .png" in error_of(["sample", str(trained_run), "--out", str(tmp_path / "x.jpg")], capsys)
+    wrong_suffix = ["sample", str(trained_run), "--out", str(tmp_path / "x.jpg")]
+    assert "expected a file ending in .png" in error_of(wrong_suffix, capsys)
     assert "--class 12: expected a class index in [0, 9] (0, 1, 2, 3" in error_of(
         ["sample", str(trained_run), "--class", "12", "--out", str(tmp_path / "x.png")], capsys
     )

@@ -77,7 +77,7 @@ def test_strict_mode_makes_a_broken_plugin_fatal(tmp_path: Path, monkeypatch: py
     install_fake_dist(tmp_path, monkeypatch, name="gf-broken", entry_points={"broken": "gf_broken"},
                       modules={"gf_broken": "raise RuntimeError('boom at import')\n"})
     monkeypatch.setenv("GANFORGE_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginError, match="gf-broken.*RuntimeError: boom at import"):
+    with pytest.raises(PluginError, match=r"gf-broken.*RuntimeError: boom at import"):
         PluginManager().load()
 
 

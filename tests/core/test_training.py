@@ -77,11 +77,13 @@ def test_resume_continues_bit_identically(tmp_path: Path) -> None:
 
 
 def test_batch_larger_than_the_dataset_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="train.batch_size: 4096 is larger than the dataset"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size: 4096 is larger than the dataset"):
         trainer(tmp_path, "train.batch_size=4096")
 
 
-def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     run = tmp_path / "run"
     args = [sys.executable, "-m", "ganforge", "train", "--out", str(run)]
     for item in [*TINY, "train.steps=100000", "output.checkpoint_every=100000"]:

@@ -9,10 +9,10 @@ from typing import Any
 import attrs
 import pytest
 import torch
-
 from ganforge import ConfigError, Constraint, DataSpec, LatentSpace, Penalty, PenaltyContext, get_plugin_manager
 from ganforge.config import make_converter
 from ganforge.registry import Component
+
 from tests.conftest import SHARED_DATA
 
 MANAGER = get_plugin_manager()
@@ -48,7 +48,8 @@ def required_fields(component: Component, tmp_path: Path) -> dict[str, Any]:
         return {"root": str(tmp_path)}
     if not required:
         return {}
-    pytest.fail(f"{component.family} {component.name!r} has required config fields {required} the contract tests cannot fill")
+    pytest.fail(f"{component.family} {component.name!r} has required config fields {required} "
+                "the contract tests cannot fill")
 
 
 @pytest.mark.parametrize("component", all_components())
@@ -151,7 +152,12 @@ def test_dataset_contract(component: Component, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("component", components("regularizer"))
 def test_regularizer_contract(component: Component) -> None:
-    from ganforge_plugins.models.dcgan import DCGANDiscriminator, DCGANDiscriminatorConfig, DCGANGenerator, DCGANGeneratorConfig
+    from ganforge_plugins.models.dcgan import (
+        DCGANDiscriminator,
+        DCGANDiscriminatorConfig,
+        DCGANGenerator,
+        DCGANGeneratorConfig,
+    )
 
     reg = component.factory(component.config())
     assert isinstance(reg, Penalty | Constraint)

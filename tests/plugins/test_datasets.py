@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from ganforge import DataError
 from ganforge_plugins.datasets.digits import Digits, DigitsConfig
 from ganforge_plugins.datasets.idx import FashionMNISTConfig, MNISTConfig, fashion_mnist, mnist
 from ganforge_plugins.datasets.image_folder import ImageFolder, ImageFolderConfig
+from PIL import Image
 
 
 def test_digits_are_scikit_learns_real_digits() -> None:
@@ -50,7 +49,8 @@ def test_uncompressed_idx_files_are_read_too(mnist_root: Path, tmp_path: Path) -
     for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         with gzip.open(mnist_root / f"{stem}.gz") as src, open(tmp_path / stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    assert hashlib.md5((tmp_path / "t10k-images-idx3-ubyte").read_bytes()).hexdigest() == "2646ac647ad5339dbf082846283269ea"
+    digest = hashlib.md5((tmp_path / "t10k-images-idx3-ubyte").read_bytes()).hexdigest()
+    assert digest == "2646ac647ad5339dbf082846283269ea"
     raw = mnist(MNISTConfig(root=str(tmp_path), split="test", resolution=16, fit="resize"))
     gz = mnist(MNISTConfig(root=str(mnist_root), split="test", resolution=16, fit="resize"))
     assert raw.images.shape == (10000, 1, 16, 16) and torch.equal(raw.images, gz.images)
@@ -66,9 +66,9 @@ def test_fashion_mnist_reads_the_real_files() -> None:
 
 
 def test_missing_and_broken_idx_files(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="data.root: directory '.*/nope' does not exist"):
+    with pytest.raises(DataError, match=r"data\.root: directory '.*/nope' does not exist"):
         mnist(MNISTConfig(root=str(tmp_path / "nope")))
-    with pytest.raises(DataError, match="neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte"):
+    with pytest.raises(DataError, match=r"neither train-images-idx3-ubyte\.gz nor train-images-idx3-ubyte"):
         mnist(MNISTConfig(root=str(tmp_path)))
     header = np.array([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28], dtype=np.uint8).tobytes()
     (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
@@ -77,7 +77,8 @@ def test_missing_and_broken_idx_files(tmp_path: Path) -> None:
         mnist(MNISTConfig(root=str(tmp_path)))
 
 
-def write_images(folder: Path, n: int, size: tuple[int, int] = (24, 20), colour: tuple[int, int, int] = (255, 0, 0)) -> None:
+def write_images(folder: Path, n: int, size: tuple[int, int] = (24, 20),
+                 colour: tuple[int, int, int] = (255, 0, 0)) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         Image.new("RGB", size, colour).save(folder / f"{i}.png")
@@ -94,7 +95,8 @@ def test_image_folder_flat_and_with_classes(tmp_path: Path) -> None:
     labelled = ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path / "classes"), resolution=8, channels=1))
     assert labelled.spec.class_names == ("cats", "dogs") and labelled.labels.tolist() == [0, 0, 1, 1, 1]
     assert labelled.images.shape == (5, 1, 8, 8)
-    assert torch.allclose(labelled.images[:2], torch.tensor(-1.0)) and torch.allclose(labelled.images[2:], torch.tensor(1.0))
+    assert torch.allclose(labelled.images[:2], torch.tensor(-1.0))
+    assert torch.allclose(labelled.images[2:], torch.tensor(1.0))
 
 
 def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
@@ -102,7 +104,7 @@ def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
         ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path)))
     write_images(tmp_path / "a", 1)
     write_images(tmp_path, 1)
-    with pytest.raises(DataError, match="both class sub-folders .* and loose images"):
+    with pytest.raises(DataError, match=r"both class sub-folders .* and loose images"):
         ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path)))
     broken = tmp_path / "broken"
     broken.mkdir()

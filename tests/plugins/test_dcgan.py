@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from ganforge import ConfigError, DataSpec
 from ganforge_plugins.models.dcgan import (
     DCGANDiscriminator,
@@ -14,13 +12,15 @@ from ganforge_plugins.models.dcgan import (
     DCGANGeneratorConfig,
     widths,
 )
+from torch import nn
 
 
 def test_paper_generator_at_64x64() -> None:
     # Figure 1: 100-d z -> 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64x64x3
     g = DCGANGenerator(DCGANGeneratorConfig(), DataSpec(shape=(3, 64, 64)))
     convs = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(100, 1024), (1024, 512), (512, 256), (256, 128), (128, 3)]
+    channels = [(c.in_channels, c.out_channels) for c in convs]
+    assert channels == [(100, 1024), (1024, 512), (512, 256), (256, 128), (128, 3)]
     shapes = []
     x = torch.randn(2, 100)[:, :, None, None]
     for m in g.net:
@@ -35,7 +35,8 @@ def test_paper_generator_at_64x64() -> None:
 def test_paper_discriminator_mirrors_the_generator() -> None:
     d = DCGANDiscriminator(DCGANDiscriminatorConfig(), DataSpec(shape=(3, 64, 64)))
     convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 128), (128, 256), (256, 512), (512, 1024), (1024, 1)]
+    channels = [(c.in_channels, c.out_channels) for c in convs]
+    assert channels == [(3, 128), (128, 256), (256, 512), (512, 1024), (1024, 1)]
     assert not isinstance(d.net[1], nn.BatchNorm2d)  # no batch norm on the input layer
     assert all(m.negative_slope == 0.2 for m in d.modules() if isinstance(m, nn.LeakyReLU))
     assert d(torch.randn(3, 3, 64, 64)).shape == (3,)

@@ -28,7 +28,6 @@ from ganforge_plugins.latent.spaces import render, sample_latents
 
 from tests.plugins.test_latent_inversion import rng, tiny_dcgan, tiny_stylegan
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

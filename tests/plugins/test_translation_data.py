@@ -21,7 +21,6 @@ from ganforge_plugins.translation.data import (
 )
 from PIL import Image
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -3,7 +3,6 @@ power-of-two sizes, the U-Net's skip connections, dropout as the noise source, c
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from ganforge import ConfigError, DataSpec, Generator, Translator, get_plugin_manager
@@ -11,7 +10,6 @@ from ganforge_plugins.models.resnet_generator import ResidualBlock, ResNetGenera
 from ganforge_plugins.models.stargan import StarGANDiscriminator, StarGANDiscriminatorConfig
 from ganforge_plugins.models.unet import UNetConfig, UNetGenerator
 from torch import nn
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
