@@ -118,10 +118,10 @@ DEFAULT_COMBINATIONS: tuple[Combination, ...] = (
     # fold the latent space sharply; from a 16-D latent the samples stay strung on bridges between
     # neighbouring modes. R1 is lazy (every 4th D update, StyleGAN2's scheme): a quarter of its
     # cost, spent on longer runs instead, 1.5x the base steps on the ring and 3x on the grid's 25
-    # folds. (grid25, seed 1: R1 alone 3/25 modes; R1 + PacGAN2 with the base networks 20/25 at 59 %
-    # high quality; this combination 25/25 at 84.5 % after 6,000 steps. grid25 seed 0: 84.1 % after
-    # 6,000 steps, 88.2 % after 9,000. ring8 seeds 2 to 5: 72 to 88 % after 3,000 steps, 91 % each
-    # after 4,500.)
+    # folds. (grid25 seed 1: R1 alone 3/25 modes; R1 + PacGAN2 with the base networks 20/25 at 59 %
+    # high quality; with these networks and R1 at every step 25/25 at 84.5 % after 6,000 steps. With
+    # the moving average and lazy R1, grid25 seed 0: 84.1 % after 6,000 steps, 88.2 % after 9,000;
+    # ring8 seeds 2 to 5: 72 to 88 % after 3,000 steps, 91 % each after 4,500.)
     Combination(
         name="ns-gan-pac2-r1", loss="non-saturating", regularizers=({"name": "r1", "gamma": 0.03, "every": 4},),
         overrides={"generator": {"latent_dim": 4, "width": 256, "depth": 4},
