@@ -199,7 +199,7 @@ class Job:
     radius: float
     min_fraction: float
     threads: int
-    cost: float = 0.0  # relative, to start the longest runs first (see estimated_cost)
+    cost: float  # relative, to start the longest runs first (see estimated_cost)
 
 
 def plan(lab: LabConfig, out: Path, manager: PluginManager) -> list[Job]:
@@ -315,8 +315,6 @@ def run_all(jobs: Sequence[Job], lab: LabConfig, manager: PluginManager, *,
 
     Workers take the jobs longest first (by ``Job.cost``), so that the lab does not end waiting on
     one long run started last: the classic longest-processing-time rule for parallel machines."""
-    results: list[dict[str, Any]] = []
-
     def report(record: dict[str, Any]) -> None:
         if record["error"]:
             what = f"failed: {record['error'].splitlines()[0]}"
@@ -327,6 +325,7 @@ def run_all(jobs: Sequence[Job], lab: LabConfig, manager: PluginManager, *,
               f"({record['wall_time_s']:.1f} s)", file=log, flush=True)
 
     if lab.jobs == 1 or len(jobs) == 1:
+        results: list[dict[str, Any]] = []
         threads = torch.get_num_threads()
         torch.set_num_threads(lab.threads)
         try:
@@ -381,12 +380,15 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> list[str]:
     return items
 
 
+def _describe_regularizer(table: Mapping[str, Any]) -> str:
+    """``r1 (gamma=0.03, every=4)``: the name, then the settings the combination gives it."""
+    settings = _flatten({key: value for key, value in table.items() if key != "name"})
+    return str(table.get("name", "?")) + (f" ({', '.join(settings)})" if settings else "")
+
+
 def describe(combination: Combination) -> str:
     """``loss + regularizers, n_critic N, other settings``: what a combination changes."""
-    regs = " + ".join(
-        str(r.get("name", "?")) + (f" ({', '.join(_flatten({k: v for k, v in r.items() if k != 'name'}))})"
-                                   if len(r) > 1 else "")
-        for r in combination.regularizers)
+    regs = " + ".join(_describe_regularizer(r) for r in combination.regularizers)
     parts = [combination.loss + (f" + {regs}" if regs else "")]
     if combination.n_critic != 1:
         parts.append(f"n_critic {combination.n_critic}")
