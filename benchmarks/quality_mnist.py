@@ -236,8 +236,8 @@ def train_model(name: str, args: argparse.Namespace, device: torch.device,
         "images_seen": trainer.images_seen, "images_per_second": trainer.images_seen / seconds,
         "calibrated_steps_per_second": rate, **({"growth": growth} if growth else {}),
     }
-    if hasattr(trainer.generator, "current_phase"):
-        level, alpha = trainer.generator.current_phase()
+    if hasattr(trainer.network("generator"), "current_phase"):
+        level, alpha = trainer.network("generator").current_phase()
         info["final_phase"] = {"resolution": 4 << level, "alpha": alpha}
     return trainer, info
 
@@ -250,7 +250,7 @@ def generate(trainer: Trainer, n: int, seed: int) -> tuple[Tensor, Tensor | None
     xs, asked = [], []
     for i in range(0, n, 500):
         m = min(500, n - i)
-        z = trainer.sampler.sample(m, trainer.space, device=trainer.device, generator=rng)
+        z = trainer.sampler.sample(m, trainer.updates.space("generator"), device=trainer.device, generator=rng)
         labels = (torch.arange(i, i + m, device=trainer.device) % 10) if conditional else None
         xs.append(g(z, labels).float())
         if labels is not None:

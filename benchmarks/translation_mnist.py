@@ -1,7 +1,7 @@
 """Image-to-image translation against ground truth on real MNIST: the acceptance numbers of issue 5.
 
-Each method trains for at most ``--minutes`` (5 by default) on the device, then is measured on the
-test split of its task, whose answers it never saw:
+Each method trains its recipe (``configs/translation/``) at the scale's steps through the one training
+loop, then is measured on the test split of its task, whose answers it never saw:
 
 - **pix2pix on edges2mnist**: L1 error of ``G(edges)`` to the digit, against the best constant image
   (the per-pixel median of the training digits, the L1-optimal constant) and the mean image; the same
@@ -23,7 +23,7 @@ identity and cycle error < 0.05; StarGAN >= 90 % by both classifiers. Writes
 ``translation-{pix2pix,cyclegan,stargan}.png``::
 
     python benchmarks/translation_mnist.py [--root ../shared/data/mnist] [--out benchmarks/results]
-        [--minutes 5] [--methods pix2pix,cyclegan,stargan] [--device auto]
+        [--methods pix2pix,cyclegan,stargan] [--device auto]
 
 meant for a GPU; ``--smoke`` runs tiny networks on 16x16 digits for a few dozen steps (what
 ``tests/test_translation_benchmark.py`` does on CPU: its numbers are not results).
@@ -90,16 +90,34 @@ def best_constant(b: Tensor) -> Tensor:
     return b.median(dim=0, keepdim=True).values
 
 
-def _config(method: str, scale: dict[str, Any], root: str, device: str, minutes: float, **changes: Any) -> Any:
-    from ganforge_plugins.translation.data import TranslationDataConfig
-    from ganforge_plugins.translation.train import TranslationConfig
+RECIPES = Path(__file__).resolve().parents[1] / "configs" / "translation"
+RECIPE = {"pix2pix": "pix2pix-edges2mnist.toml", "cyclegan": "cyclegan-mnist-thin2bold.toml",
+          "stargan": "stargan-mnist-styles.toml"}
 
-    settings = dict(scale[method])
-    return TranslationConfig(
-        method=method, seed=SEED, device=device, time_limit=minutes * 60.0, progress=False,
-        data=TranslationDataConfig(name=TASKS[method], root=root, resolution=scale["resolution"], limit=scale["limit"]),
-        eval_size=min(256, scale["test"]), grid_size=8, log_every=50, sample_every=max(1, settings["steps"] // 4),
-        checkpoint_every=settings["steps"], **{**settings, **changes})
+
+def _table(prefix: str, value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _table(f"{prefix}.{k}", v)]
+    return [f"{prefix}={json.dumps(value)}"]
+
+
+def _config(method: str, scale: dict[str, Any], root: str, device: str, **changes: Any) -> Any:
+    """The method's recipe at this scale, run by the one training loop (``ganforge train``)."""
+    from ganforge import load_config
+
+    settings = {**scale[method], **changes}
+    overrides = [f"data.root={json.dumps(root)}", f"data.resolution={scale['resolution']}",
+                 f"data.limit={scale['limit']}", f"data.test_limit={min(256, scale['test'])}",
+                 f"train.seed={SEED}", f"train.device={json.dumps(device)}", "output.progress=false",
+                 f"train.steps={settings['steps']}", f"train.batch_size={settings['batch_size']}",
+                 f"output.sample_every={max(1, settings['steps'] // 4)}", f"output.checkpoint_every={settings['steps']}"]
+    if "lr" in settings:
+        overrides += [f"optim.g.lr={settings['lr']}", f"optim.d.lr={settings['lr']}"]
+    for section in ("generator", "discriminator"):
+        overrides += _table(section, settings[section])
+    if "adversarial_weight" in settings:
+        overrides.append(f"procedure.adversarial_weight={settings['adversarial_weight']}")
+    return load_config(RECIPES / RECIPE[method], overrides)
 
 
 def _test_data(method: str, scale: dict[str, Any], root: str, device: torch.device) -> Any:
@@ -112,16 +130,36 @@ def _test_data(method: str, scale: dict[str, Any], root: str, device: torch.devi
                                  if isinstance(getattr(data, f.name), Tensor)})
 
 
-def _fit(config: Any, manager: Any, runs: Path, name: str, device: torch.device) -> tuple[Any, dict[str, Any]]:
-    from ganforge_plugins.translation.train import fit
+class Trained:
+    """A trained run's networks for the measurements (the moving averages where kept), in eval mode."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.train_data = trainer.dataset.train
+
+    def net(self, role: str) -> nn.Module:
+        return self.trainer.sampling_network(role).eval()
+
+    def translate(self, x: Tensor, to: Any = None) -> Tensor:
+        role = "generator_f" if to == "A" else "generator"
+        extra = [] if to is None or isinstance(to, str) else [to]
+        return _predict(lambda *a: self.net(role)(*a), x, *extra)
+
+    def classify(self, x: Tensor) -> Tensor:
+        return _predict(lambda z: self.net("discriminator").classify(z)[1].argmax(1), x)
+
+
+def _fit(config: Any, manager: Any, runs: Path, name: str, device: torch.device) -> tuple[Trained, dict[str, Any]]:
+    from ganforge import Trainer
 
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    procedure, record = fit(config, manager, runs / name, device=device)
+    trainer = Trainer(config, runs / name, manager=manager)
+    trainer.fit()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return procedure, {"train_seconds": round(time.perf_counter() - start, 1), "steps": record["step"]}
+    return Trained(trainer), {"train_seconds": round(time.perf_counter() - start, 1), "steps": trainer.step}
 
 
 def _save_grid(columns: list[Tensor], path: Path) -> None:
@@ -135,9 +173,9 @@ def _save_grid(columns: list[Tensor], path: Path) -> None:
 def bench_pix2pix(scale: dict[str, Any], args: argparse.Namespace, manager: Any, runs: Path, device: torch.device,
                   out: Path) -> dict[str, Any]:
     test = _test_data("pix2pix", scale, args.root, device)
-    gan, gan_run = _fit(_config("pix2pix", scale, args.root, args.device, args.minutes), manager, runs, "pix2pix",
+    gan, gan_run = _fit(_config("pix2pix", scale, args.root, args.device), manager, runs, "pix2pix",
                         device)
-    l1_only, l1_run = _fit(_config("pix2pix", scale, args.root, args.device, args.minutes, adversarial_weight=0.0),
+    l1_only, l1_run = _fit(_config("pix2pix", scale, args.root, args.device, adversarial_weight=0.0),
                            manager, runs, "pix2pix-l1", device)
     out_gan, out_l1 = gan.translate(test.a), l1_only.translate(test.a)
     train_b = gan.train_data.b
@@ -163,7 +201,7 @@ def bench_pix2pix(scale: dict[str, Any], args: argparse.Namespace, manager: Any,
 def bench_cyclegan(scale: dict[str, Any], args: argparse.Namespace, manager: Any, runs: Path, device: torch.device,
                    out: Path) -> dict[str, Any]:
     test = _test_data("cyclegan", scale, args.root, device)
-    cyc, run = _fit(_config("cyclegan", scale, args.root, args.device, args.minutes), manager, runs, "cyclegan", device)
+    cyc, run = _fit(_config("cyclegan", scale, args.root, args.device), manager, runs, "cyclegan", device)
     gx, fy = cyc.translate(test.x, "B"), cyc.translate(test.y, "A")
     result = {
         "l1": l1_unit(gx, test.x_truth), "identity_baseline_l1": l1_unit(test.x, test.x_truth),
@@ -216,14 +254,14 @@ def train_domain_classifier(scale: dict[str, Any], root: str, device: torch.devi
 
 
 @torch.no_grad()
-def _predict(fn: Any, x: Tensor, batch: int = 512) -> Tensor:
-    return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+def _predict(fn: Any, x: Tensor, *extra: Tensor, batch: int = 512) -> Tensor:
+    return torch.cat([fn(x[i:i + batch], *(e[i:i + batch] for e in extra)) for i in range(0, len(x), batch)])
 
 
 def bench_stargan(scale: dict[str, Any], args: argparse.Namespace, manager: Any, runs: Path, device: torch.device,
                   out: Path) -> dict[str, Any]:
     test = _test_data("stargan", scale, args.root, device)
-    star, run = _fit(_config("stargan", scale, args.root, args.device, args.minutes), manager, runs, "stargan", device)
+    star, run = _fit(_config("stargan", scale, args.root, args.device), manager, runs, "stargan", device)
     t0 = time.perf_counter()
     clf = train_domain_classifier(scale, args.root, device)
     k = len(test.domain_names)
@@ -274,7 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "scale": "smoke" if args.smoke else "full",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "ganforge": __version__, "seed": SEED, "minutes_per_run": args.minutes,
+        "torch": torch.__version__, "ganforge": __version__, "seed": SEED,
         "settings": {k: v for k, v in scale.items()}, "results": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,7 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="../shared/data/mnist")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--runs", default=None, help="keep the run directories here (default: a temporary one)")
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time limit per run")
     parser.add_argument("--methods", default="pix2pix,cyclegan,stargan")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU-sized runs: plumbing only, not results")

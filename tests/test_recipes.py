@@ -72,7 +72,7 @@ def test_recipe_trains_with_the_cli(name: str, tmp_path: Path, capsys: pytest.Ca
     assert records[-1]["images_seen"] == 3 * n_critic * 16  # images go through the critic steps
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in records)
     if name == "wgan-gp":
-        assert all(math.isfinite(r["WGANGradientPenalty"]) and r["WGANGradientPenalty"] >= 0 for r in records)
+        assert all(math.isfinite(r["wgan-gp"]) and r["wgan-gp"] >= 0 for r in records)
     assert (run / "checkpoints" / "step-00000003" / "weights.safetensors").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000003.png"]
 

@@ -6,12 +6,15 @@ components implement, and the small records passed to them. Everything else is i
 
 from __future__ import annotations
 
+from .building import resolve_device
 from .checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
 from .config import (
     Choice,
     DiscriminatorChoice,
     GeneratorChoice,
     LossChoice,
+    LossTermChoice,
+    ProcedureChoice,
     RegularizerChoice,
     RunConfig,
     dump_toml,
@@ -33,7 +36,9 @@ from .errors import (
 )
 from .hookspecs import Register, hookimpl
 from .images import save_array, save_samples, to_unit
+from .inference import TrainedGenerator, TrainedRun, load_generator, load_run
 from .manager import PluginManager, get_plugin_manager, set_plugin_manager
+from .procedure import DataPlan, Network, NetworkBuilder, Preview, Procedure, Update
 from .protocols import (
     AttributeScorer,
     AuxiliaryClassifier,
@@ -49,6 +54,7 @@ from .protocols import (
     LatentSpace,
     Logger,
     Loss,
+    LossTerm,
     Metric,
     Penalty,
     PenaltyContext,
@@ -59,7 +65,7 @@ from .protocols import (
     TrainingRun,
     Translator,
 )
-from .training import TrainedGenerator, Trainer, load_generator, resolve_device
+from .training import Trainer
 from .validators import power_of_two
 
 __version__ = "0.1.0"
@@ -75,6 +81,7 @@ __all__ = [
     "ConfigError",
     "Constraint",
     "DataError",
+    "DataPlan",
     "DataSpec",
     "Dataset",
     "Discriminator",
@@ -88,12 +95,19 @@ __all__ = [
     "Logger",
     "Loss",
     "LossChoice",
+    "LossTerm",
+    "LossTermChoice",
     "Metric",
+    "Network",
+    "NetworkBuilder",
     "OutputError",
     "Penalty",
     "PenaltyContext",
     "PluginError",
     "PluginManager",
+    "Preview",
+    "Procedure",
+    "ProcedureChoice",
     "Progressive",
     "Register",
     "Regularizer",
@@ -102,10 +116,12 @@ __all__ = [
     "Sampler",
     "StyleGenerator",
     "TrainedGenerator",
+    "TrainedRun",
     "Trainer",
     "TrainingRun",
     "Translator",
     "UnknownComponentError",
+    "Update",
     "atomic_write",
     "atomic_write_text",
     "dump_toml",
@@ -115,6 +131,7 @@ __all__ = [
     "load_checkpoint",
     "load_config",
     "load_generator",
+    "load_run",
     "load_settings",
     "make_converter",
     "power_of_two",

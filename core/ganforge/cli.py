@@ -18,8 +18,10 @@ from . import __version__
 from .checkpoint import load_checkpoint
 from .config import RunConfig, load_config, load_settings, structure, to_toml
 from .errors import ConfigError, GanforgeError, OutputError
+from .inference import load_generator
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
-from .training import Trainer, load_generator, prepare_run_dir
+from .rundir import prepare_run_dir
+from .training import Trainer
 
 
 def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
@@ -82,7 +84,8 @@ def cmd_plugin(args: argparse.Namespace, manager: PluginManager) -> int:
 
 
 def _default_out(config: RunConfig) -> Path:
-    return Path("runs") / f"{config.data.name}-{config.generator.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    method = config.generator.name if config.procedure.name == "gan" else config.procedure.name
+    return Path("runs") / f"{config.data.name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
@@ -117,7 +120,8 @@ def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
         if trainer.dist.is_writer:
             prepare_run_dir(out)
             origin = f" from the weights of {source.path}" if source is not None else ""
-            print(f"training {config.generator.name} on {config.data.name}{origin} -> {out}", file=sys.stderr)
+            what = config.generator.name if config.procedure.name == "gan" else config.procedure.name
+            print(f"training {what} on {config.data.name}{origin} -> {out}", file=sys.stderr)
     last = trainer.fit()
     print(f"done: {trainer.step} steps, {trainer.images_seen} images; checkpoint {last}", file=sys.stderr)
     return 0

@@ -54,6 +54,14 @@ class DistributedContext:
         n = batch.shape[0] // self.world_size
         return batch[self.rank * n:(self.rank + 1) * n]
 
+    def all_gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``x`` concatenated along the batch, in rank order (a collective)."""
+        if not self.enabled:
+            return x
+        parts = [torch.empty_like(x) for _ in range(self.world_size)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every rank when ``flag`` is true on any rank (a collective: call it on all ranks)."""
         if not self.enabled:

@@ -106,3 +106,18 @@ def ganforge_register_scorers(register: Register) -> None:
 def ganforge_register_loggers(register: Register) -> None:
     """Register logging backends: ``factory(config, run_dir: Path) -> Logger`` (see
     :class:`ganforge.Logger`). ``metrics.jsonl`` is always written; loggers are extra."""
+
+
+@hookspec
+def ganforge_register_procedures(register: Register) -> None:
+    """Register training procedures: ``factory(config, loss: Loss, manager: PluginManager) -> Procedure``
+    (see :class:`ganforge.Procedure`), given the run's adversarial loss (``[loss]``) and the manager to
+    build the loss terms its config names. The factory may carry ``defaults``, raw config sections
+    merged under the user's file (its paper's networks, losses and optimiser settings)."""
+
+
+@hookspec
+def ganforge_register_loss_terms(register: Register) -> None:
+    """Register non-adversarial loss terms that procedures compose by name: ``factory(config) ->
+    LossTerm`` (see :class:`ganforge.LossTerm`), e.g. L1 reconstruction, cycle consistency's distance,
+    domain classification."""

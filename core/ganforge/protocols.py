@@ -33,6 +33,7 @@ __all__ = [
     "LatentSpace",
     "Logger",
     "Loss",
+    "LossTerm",
     "Metric",
     "Penalty",
     "PenaltyContext",
@@ -204,6 +205,22 @@ class Loss(Protocol):
     def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None) -> Tensor: ...
 
 
+@runtime_checkable
+class LossTerm(Protocol):
+    """A non-adversarial loss term that a procedure weighs into a network's loss by name (pix2pix's
+    L1 reconstruction, CycleGAN's cycle consistency and identity, StarGAN's domain classification).
+
+    ``kind`` says what it compares: ``"distance"``: ``term(prediction, target)`` of one shape (images)
+    -> a scalar; ``"classification"``: ``term(logits [N, K], target)`` with ``target`` class indices
+    ``[N]`` or per-class targets ``[N, K]`` (multi-hot attributes) -> a scalar. A procedure refuses a
+    term of the wrong kind for a slot before training.
+    """
+
+    kind: Literal["distance", "classification"]
+
+    def __call__(self, prediction: Tensor, target: Tensor) -> Tensor: ...
+
+
 @attrs.define(kw_only=True)
 class PenaltyContext:
     """What a penalty may look at during one update of ``target``.
@@ -308,11 +325,15 @@ class TrainingRun(Protocol):
     for a conditional generator. ``dataset`` is the training data.
     """
 
-    step: int
-    images_seen: int
     out: Path
     device: torch.device
     dataset: Dataset
+
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def images_seen(self) -> int: ...
 
     @property
     def sampling_generator(self) -> nn.Module: ...

@@ -24,6 +24,8 @@ FAMILIES: dict[str, str] = {
     "metric": "ganforge_register_metrics",
     "scorer": "ganforge_register_scorers",
     "logger": "ganforge_register_loggers",
+    "procedure": "ganforge_register_procedures",
+    "loss-term": "ganforge_register_loss_terms",
 }
 """Component family -> the hook through which plugins fill its registry."""
 

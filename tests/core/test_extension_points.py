@@ -113,7 +113,7 @@ def test_callbacks_come_from_the_config_file(manager: PluginManager, tmp_path: P
 def test_progressive_networks_are_told_the_image_count_before_every_update(tmp_path: Path) -> None:
     trainer = Trainer(load_config(None, [*TINY, "train.n_critic=2", "train.batch_size=8"]), tmp_path)
     seen: list[int] = []
-    trainer.progressive.append(seen.append)
+    trainer.updates.progressive.append(seen.append)
     trainer.train_step()
     trainer.train_step()
     assert seen == [0, 8, 16, 16, 24, 32]  # D, D, G per iteration; G updates count no real images

@@ -112,7 +112,7 @@ def test_a_failing_logger_never_stops_training(
     path.write_text('[[output.loggers]]\nname = "broken"\nfail_after = 1\n')
     t = Trainer(load_config(path, TINY, manager), tmp_path / "run", manager=manager)
     t.fit()
-    assert t.step == 3 and t.loggers == []
+    assert t.step == 3 and not t.loggers
     assert "logger BrokenLogger failed and is dropped; training goes on (OSError" in capsys.readouterr().err
 
 
@@ -148,8 +148,8 @@ def test_init_from_copies_weights_only(tmp_path: Path) -> None:
                  "--set", "train.seed=7"]) == 0  # another seed: a fresh init would differ
     after = load_checkpoint(second)
     assert after.step == 1  # counters start fresh
-    assert after.state["optim_d"]["state"][0]["step"] == 1  # and so do optimisers
-    fresh = Trainer(load_config(second / "config.toml"), tmp_path / "probe").generator.state_dict()
+    assert after.state["optimizers"]["d"]["state"][0]["step"] == 1  # and so do optimisers
+    fresh = Trainer(load_config(second / "config.toml"), tmp_path / "probe").network("generator").state_dict()
 
     def distance(weights: dict[str, torch.Tensor]) -> float:
         return sum(float((weights[k].float() - v.float()).abs().sum()) for k, v in source.weights["generator"].items())

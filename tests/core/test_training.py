@@ -42,18 +42,23 @@ def test_a_run_leaves_config_metrics_samples_and_checkpoints(tmp_path: Path) -> 
 def test_n_critic_discriminator_updates_per_generator_update(tmp_path: Path) -> None:
     t = trainer(tmp_path, "train.n_critic=4", "train.steps=2", "train.batch_size=8")
     t.fit()
-    assert (t.step, t.d_updates, t.images_seen) == (2, 8, 64)
+    assert (t.step, t.updates.updates["d"], t.updates.updates["g"], t.images_seen) == (2, 8, 2, 64)
 
 
 def test_generator_update_leaves_discriminator_untouched(tmp_path: Path) -> None:
     t = trainer(tmp_path)
-    t.opt_d.zero_grad(set_to_none=True)
-    before = [p.detach().clone() for p in t.discriminator.parameters()]
-    g_before = [p.detach().clone() for p in t.generator.parameters()]
-    t._g_step()
-    assert all(p.grad is None for p in t.discriminator.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(before, t.discriminator.parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, t.generator.parameters(), strict=True))
+    G, D, u = t.network("generator"), t.network("discriminator"), t.updates
+    u.optimizers["d"].zero_grad(set_to_none=True)
+    before = [p.detach().clone() for p in D.parameters()]
+    g_before = [p.detach().clone() for p in G.parameters()]
+    with u.phase("g"):  # the generator's phase: D is read but not trained
+        labels = u.batch()["labels"]
+        loss = t.loss.generator_loss(u.net("discriminator")(u.net("generator")(u.latents(), labels), labels), None)
+        u.minimise(loss)
+    assert all(p.grad is None for p in D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, D.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters(), strict=True))
+    assert u.updates == {"d": 0, "g": 1}
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
@@ -122,8 +127,8 @@ def test_decaying_learning_rate_reaches_the_optimisers_and_resumes_identically(t
     straight = trainer(tmp_path / "straight", "train.steps=5", *decay)
     straight.fit()
     # the rates used by the last step (step index 4 of 5)
-    assert straight.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 3)
-    assert straight.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 5)
+    assert straight.updates.optimizers["g"].param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 3)
+    assert straight.updates.optimizers["d"].param_groups[0]["lr"] == pytest.approx(2e-4 * 1 / 5)
     first = trainer(tmp_path / "resumed", "train.steps=5", *decay, "output.checkpoint_every=3")
     for _ in range(3):  # stop after 3 of the 5 steps, as an interrupted run would
         first.train_step()

@@ -158,14 +158,21 @@ def test_after_a_clipped_critic_step_every_weight_lies_in_the_clip_interval(tmp_
     c = reg.params.clip
     assert reg.name == "weight-clipping" and c == 0.01 and config.train.n_critic == 5
     trainer = Trainer(config, tmp_path)
-    assert isinstance(trainer.opt_d, torch.optim.RMSprop) and trainer.opt_d.defaults["lr"] == 5e-5
-    d = trainer.discriminator
+    opt_d = trainer.updates.optimizers["d"]
+    assert isinstance(opt_d, torch.optim.RMSprop) and opt_d.defaults["lr"] == 5e-5
+    d = trainer.network("discriminator")
+    u = trainer.updates
     assert max(p.abs().max().item() for p in d.parameters()) > c  # DCGAN init: N(0, 0.02), BN scales ~1
-    trainer._d_step()
+    with u.phase("d"):  # one critic update, as the gan procedure makes it
+        real = u.batch()["images"]
+        with torch.no_grad():
+            fake = u.net("generator")(u.latents())
+        u.minimise(trainer.loss.discriminator_loss(u.net("discriminator")(real), u.net("discriminator")(fake)))
     for name, p in d.named_parameters():
         assert p.abs().max().item() <= c, name
     assert sum(int((p.abs() == c).sum()) for p in d.parameters()) > 0  # some weights sit on the boundary
-    trainer._g_step()  # the generator's step leaves the critic, and so the constraint, alone
+    with u.phase("g"):  # the generator's step leaves the critic, and so the constraint, alone
+        u.minimise(trainer.loss.generator_loss(u.net("discriminator")(u.net("generator")(u.latents())), None))
     assert all(p.abs().max().item() <= c for p in d.parameters())
 
 

@@ -230,12 +230,14 @@ def test_a_run_resumed_mid_fade_continues_the_same_schedule_bit_identically(tmp_
     straight.fit()
     first = Trainer(load_config(None, [*GROWING_RUN, "train.steps=2"]), tmp_path / "resumed")
     first.fit()
-    assert first.generator.current_phase() == (1, 0.25)  # 16 images: 8 stabilising at 4x4, 8 of 32 fading
+    assert first.network("generator").current_phase() == (1, 0.25)  # 16 images: 8 stabilising at 4x4, 8 of 32 fading
     resumed = Trainer(load_config(None, [*GROWING_RUN, "train.steps=4"]), tmp_path / "resumed")
     resumed.load_training_state(load_checkpoint(tmp_path / "resumed"))
-    assert resumed.generator.current_phase() == (1, 0.25) and resumed.discriminator.current_phase() == (1, 0.25)
+    assert resumed.network("generator").current_phase() == (1, 0.25)
+    assert resumed.network("discriminator").current_phase() == (1, 0.25)
     resumed.fit()
-    assert resumed.generator.current_phase() == straight.generator.current_phase() == (1, 0.75)
-    for a, b in ((straight.generator, resumed.generator), (straight.discriminator, resumed.discriminator)):
+    assert resumed.network("generator").current_phase() == straight.network("generator").current_phase() == (1, 0.75)
+    for a, b in ((straight.network("generator"), resumed.network("generator")),
+                 (straight.network("discriminator"), resumed.network("discriminator"))):
         sa, sb = a.state_dict(), b.state_dict()
         assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -353,8 +353,8 @@ def test_lazy_interval_evaluates_r1_every_nth_discriminator_update(tmp_path: Pat
     config = load_config(None, [*TINY, "train.steps=5", 'regularizers=[{name = "r1", every = 4}]'])
     Trainer(config, tmp_path).fit()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "R1Penalty" in r] == [1, 5]  # d updates 0 and 4
-    assert all(math.isfinite(r["R1Penalty"]) and r["R1Penalty"] > 0 for r in records if "R1Penalty" in r)
+    assert [r["step"] for r in records if "r1" in r] == [1, 5]  # d updates 0 and 4
+    assert all(math.isfinite(r["r1"]) and r["r1"] > 0 for r in records if "r1" in r)
 
 
 class NeedsLabelsConfig:
@@ -426,14 +426,15 @@ def test_every_penalty_trains_a_conditional_discriminator_in_the_trainer(tmp_pat
     config = load_config(None, [*TINY, "data.resolution=8", "discriminator.name=test-conditional-patch",
                                 "loss.name=wgan", "train.n_critic=2", f"regularizers=[{regs}]"], manager)
     trainer = Trainer(config, tmp_path, manager=manager)
-    assert trainer.d_conditional
+    assert trainer.procedure.d_conditional
     seen: list[Tensor | None] = []
-    original = trainer.penalties["discriminator"][0].penalty
-    trainer.penalties["discriminator"][0].penalty = lambda ctx: (seen.append(ctx.labels), original(ctx))[1]
+    _, first = trainer.updates.penalties["d"][0]
+    original = first.penalty
+    first.penalty = lambda ctx: (seen.append(ctx.labels), original(ctx))[1]
     trainer.fit()
     assert seen and all(labels is not None and labels.shape == (16,) for labels in seen)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    keys = {"WGANGradientPenalty", "R1Penalty", "R2Penalty", "DriftPenalty"}
+    keys = {"wgan-gp", "r1", "r2", "drift"}
     assert all(keys <= r.keys() and all(math.isfinite(r[k]) for k in keys) for r in records)
 
 
@@ -480,9 +481,9 @@ def test_losses_and_regularizers_compose_with_every_architecture(discriminator: 
         records = [json.loads(line) for line in (tmp_path / str(i) / "metrics.jsonl").read_text().splitlines()]
         assert len(records) == 2 and all(math.isfinite(v) for r in records for v in r.values())
         if "weight-clipping" in regularizers:
-            assert all(p.abs().max() <= 0.01 for p in trainer.discriminator.parameters())
+            assert all(p.abs().max() <= 0.01 for p in trainer.network("discriminator").parameters())
         else:
-            assert any(k.endswith("Penalty") for k in records[0])
+            assert any(k in ("wgan-gp", "drift", "r1", "r2") for k in records[0])
 
 
 def test_every_penalty_trains_under_the_trainers_bfloat16_autocast(tmp_path: Path) -> None:
@@ -491,7 +492,7 @@ def test_every_penalty_trains_under_the_trainers_bfloat16_autocast(tmp_path: Pat
                                 f"regularizers=[{regs}]"])
     Trainer(config, tmp_path).fit()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    keys = {"WGANGradientPenalty", "R1Penalty", "R2Penalty", "DriftPenalty"}
+    keys = {"wgan-gp", "r1", "r2", "drift"}
     assert all(keys <= r.keys() and all(math.isfinite(r[k]) and r[k] > 0 for k in keys) for r in records)
 
 

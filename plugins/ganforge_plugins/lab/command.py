@@ -86,6 +86,7 @@ def _adam(lr: float, beta1: float, beta2: float) -> dict[str, Any]:
 # The base run config of every lab run (a combination and ``base`` are merged onto it). Small
 # MLPs, as in the papers' 2-D experiments but narrower, so that 36 runs fit in minutes on 2 cores.
 LAB_BASE: dict[str, Any] = {
+    "procedure": {"name": "gan"},
     "generator": {"name": "mlp", "latent_dim": 16, "width": 64, "depth": 3, "init": "he"},
     "discriminator": {"name": "mlp", "width": 64, "depth": 3, "init": "pytorch"},
     "loss": {"name": "non-saturating"},

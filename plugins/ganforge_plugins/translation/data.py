@@ -31,13 +31,14 @@ be the same for every image (or are resized to ``resolution`` when it is set).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import DataError, power_of_two
+from ganforge import DataError, hookimpl, power_of_two
 from torch import Tensor
 
 from ganforge_plugins.datasets.idx import FILES, _open, read_idx
@@ -375,3 +376,74 @@ LOADERS = {"edges2mnist": edges2mnist, "cifar-colorize": cifar_colorize, "mnist-
 def load_translation_data(config: TranslationDataConfig) -> PairedData | UnpairedData | DomainData:
     """The data ``config`` names."""
     return LOADERS[config.name](config)
+
+
+# -- registered datasets --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TranslationTaskConfig:
+    """A translation dataset: a ground-truth task built from real MNIST or CIFAR-10, or a folder of yours.
+
+    ``edges`` applies to edges2mnist, ``channels`` to the folders, ``seed`` to mnist-styles. The
+    held-out split (``test_split``, at most ``test_limit`` images) is what the procedures' preview grids
+    and logged errors use; training never sees it.
+    """
+
+    root: str = "../shared/data/mnist"  # the MNIST idx files, the CIFAR-10 tarball, or your folder
+    split: str = attrs.field(default="train", validator=v.in_(("train", "test")))
+    resolution: int = attrs.field(default=32, validator=power_of_two(4, 1024))
+    limit: int = attrs.field(default=0, validator=v.ge(0))  # at most this many images (0 = all)
+    edges: str = attrs.field(default="sobel", validator=v.in_(("sobel", "canny")))
+    channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
+    seed: int = attrs.field(default=0, validator=v.ge(0))
+    test_split: str = attrs.field(default="test", validator=v.in_(("test", "train", "none")))
+    test_limit: int = attrs.field(default=256, validator=v.ge(1))
+
+
+@attrs.frozen(kw_only=True)
+class TranslationDataset:
+    """A registered translation dataset: its ``kind`` (``paired``, ``unpaired`` or ``domains``), the
+    training split and the held-out one (``None`` without one)."""
+
+    name: str
+    kind: str
+    train: PairedData | UnpairedData | DomainData
+    test: PairedData | UnpairedData | DomainData | None
+
+
+def load_task(name: str, config: TranslationTaskConfig) -> TranslationDataset:
+    fields = {f.name: getattr(config, f.name) for f in attrs.fields(TranslationDataConfig) if f.name != "name"}
+    data = TranslationDataConfig(name=name, **fields)
+    train = load_translation_data(data)
+    test = None
+    no_test_folders = name == "unaligned" and config.test_split == "test" and not all(
+        (Path(config.root).expanduser() / f"test{side}").is_dir() for side in "AB")
+    if config.test_split != "none" and not no_test_folders:  # without testA/ testB/ the grids show training images
+        test = load_translation_data(attrs.evolve(data, split=config.test_split, limit=config.test_limit))
+    return TranslationDataset(name=name, kind=KIND[name], train=train, test=test)
+
+
+def _task(name: str) -> Callable[[TranslationTaskConfig], TranslationDataset]:
+    def factory(config: TranslationTaskConfig) -> TranslationDataset:
+        return load_task(name, config)
+
+    factory.__doc__ = f"{KIND[name].capitalize()} translation data: {_SUMMARIES[name]}."
+    return factory
+
+
+_SUMMARIES = {
+    "edges2mnist": "the edges of real MNIST digits -> the digits",
+    "cifar-colorize": "grayscale CIFAR-10 -> colour",
+    "mnist-thin2bold": "thin MNIST digits <-> bold ones, unaligned",
+    "mnist-styles": "MNIST digits in four styles (plain, bold, thin, italic)",
+    "aligned": "your folder of A/ and B/ image pairs",
+    "unaligned": "your folders trainA/ and trainB/",
+    "domains": "your folder with one sub-folder per domain",
+}
+
+
+@hookimpl
+def ganforge_register_datasets(register):
+    for name in LOADERS:
+        register(name, _task(name), TranslationTaskConfig)

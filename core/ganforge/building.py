@@ -1,0 +1,102 @@
+"""Building a run's components from its config: device, dataset, procedure, networks, optimisers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .config import OptimizerConfig, RunConfig
+from .errors import ConfigError, GanforgeError
+from .manager import PluginManager
+from .procedure import Procedure
+from .protocols import DataSpec, LatentSpace, Loss, Sampler
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} was asked for, but CUDA is not available here (use 'auto' or 'cpu')")
+    return device
+
+
+def build_dataset(config: RunConfig, manager: PluginManager) -> Any:
+    return manager.get("dataset", config.data.name).factory(config.data.params)
+
+
+def build_procedure(config: RunConfig, manager: PluginManager, loss: Loss | None = None) -> Procedure:
+    """The procedure ``[procedure]`` names, given the run's adversarial loss (``[loss]``) and the
+    manager (to build the loss terms its own config names)."""
+    if loss is None:
+        loss = manager.get("loss", config.loss.name).factory(config.loss.params)
+    procedure: Procedure = manager.get("procedure", config.procedure.name).factory(
+        config.procedure.params, loss=loss, manager=manager)
+    return procedure
+
+
+def build_sampler(config: RunConfig, manager: PluginManager) -> Sampler:
+    sampler: Sampler = manager.get("sampler", config.sampler.name).factory(config.sampler.params)
+    return sampler
+
+
+class ConfigNetworkBuilder:
+    """The :class:`ganforge.NetworkBuilder` over a run config: ``[generator]`` and ``[discriminator]``
+    name the registered networks a procedure builds its roles from."""
+
+    def __init__(self, config: RunConfig, manager: PluginManager) -> None:
+        self.config = config
+        self.manager = manager
+
+    def params(self, section: Literal["generator", "discriminator"]) -> Any:
+        return getattr(self.config, section).params
+
+    def __call__(self, section: Literal["generator", "discriminator"], *, data: DataSpec,
+                 params: Any = None, **context: Any) -> nn.Module:
+        choice = getattr(self.config, section)
+        factory = self.manager.get(section, choice.name).factory
+        accepted = _keywords(factory)
+        unknown = [key for key in context if accepted is not None and key not in accepted]
+        if unknown:
+            raise ConfigError(
+                f"{section}.name: {choice.name!r} cannot take {', '.join(unknown)} (this procedure needs a "
+                f"{section} that accepts {', '.join(repr(k) for k in context)})"
+            )
+        net: nn.Module = factory(choice.params if params is None else params, data=data, **context)
+        return net
+
+
+def _keywords(factory: Any) -> set[str] | None:
+    """The keyword arguments a factory accepts, or ``None`` when it takes any (``**kwargs``)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def prior_space(generator: nn.Module) -> LatentSpace:
+    spaces = getattr(generator, "latent_spaces", None)
+    if not spaces:
+        raise GanforgeError(f"{type(generator).__name__} exposes no latent_spaces; a Generator must list at least one")
+    space: LatentSpace = spaces[0]
+    return space

@@ -1,0 +1,146 @@
+"""Inference: a run's networks rebuilt from a checkpoint, whatever procedure trained them.
+
+Every checkpoint's ``meta.json`` records the procedure and the data specs its networks were built
+for, so a run directory alone rebuilds them (:func:`load_run`) without loading its data.
+:func:`load_generator` adds what sampling from a prior needs (the run's sampler and latent space).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt
+from .building import ConfigNetworkBuilder, build_procedure, build_sampler, prior_space, resolve_device
+from .config import RunConfig, structure
+from .errors import CheckpointError, ConfigError
+from .manager import PluginManager, get_plugin_manager
+from .procedure import Procedure
+from .protocols import DataSpec, LatentSpace, Sampler
+
+
+def spec_to_meta(spec: DataSpec) -> dict[str, Any]:
+    return {"shape": list(spec.shape), "num_classes": spec.num_classes, "class_names": list(spec.class_names)}
+
+
+def spec_from_meta(meta: Mapping[str, Any]) -> DataSpec:
+    return DataSpec(shape=tuple(meta["shape"]), num_classes=meta.get("num_classes"),
+                    class_names=tuple(meta.get("class_names", ())))
+
+
+@attrs.frozen(kw_only=True)
+class TrainedRun:
+    """The networks of a checkpoint, in eval mode on ``device``: each role's moving average where the
+    run kept one (and ``ema`` was asked for), else its trained weights."""
+
+    config: RunConfig
+    checkpoint: ckpt.Checkpoint
+    procedure: Procedure
+    specs: Mapping[str, DataSpec]
+    networks: Mapping[str, nn.Module]
+    device: torch.device
+
+    @property
+    def procedure_name(self) -> str:
+        return self.config.procedure.name
+
+
+def load_run(path: str | Path, *, device: str | torch.device = "cpu", manager: PluginManager | None = None,
+             ema: bool = True) -> TrainedRun:
+    """Rebuild every network of a run directory or checkpoint directory, refusing corrupt or unsafe
+    checkpoints and ones of another architecture with a :class:`~ganforge.CheckpointError`."""
+    manager = manager or get_plugin_manager()
+    checkpoint = ckpt.load_checkpoint(path)
+    config = structure(tomllib.loads(checkpoint.config_toml), manager, source=f"config of {checkpoint.path}")
+    specs_meta = checkpoint.meta.get("data_specs")
+    if not isinstance(specs_meta, dict) or not specs_meta:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: meta.json has no data_specs")
+    specs = {name: spec_from_meta(m) for name, m in specs_meta.items()}
+    dev = resolve_device(device) if isinstance(device, str) else device
+    procedure = build_procedure(config, manager)
+    roles = procedure.networks(ConfigNetworkBuilder(config, manager), specs)
+    networks: dict[str, nn.Module] = {}
+    for name, role in roles.items():
+        averaged = f"{name}_ema"
+        ckpt.load_weights(role.module, checkpoint, averaged if ema and averaged in checkpoint.weights else name)
+        networks[name] = role.module.to(dev).eval()
+    return TrainedRun(config=config, checkpoint=checkpoint, procedure=procedure, specs=specs, networks=networks,
+                      device=dev)
+
+
+@attrs.frozen(kw_only=True)
+class TrainedGenerator:
+    """A generator rebuilt from a checkpoint, with what it takes to sample from it.
+
+    ``module`` is in eval mode on ``device`` and holds the moving-average weights when the run kept
+    them. ``sample(n, generator=rng, labels=None)`` draws latents from the run's prior; a
+    class-conditional generator given no labels draws the classes in turn (``i % num_classes``),
+    so that every class gets an equal share.
+    """
+
+    module: nn.Module
+    sampler: Sampler
+    space: LatentSpace
+    spec: DataSpec
+    config: RunConfig
+    checkpoint: ckpt.Checkpoint
+    device: torch.device
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator, labels: Tensor | None = None) -> Tensor:
+        z = self.sampler.sample(n, self.space, device=self.device, generator=generator)
+        return self.latents_to_samples(z, labels)
+
+    @torch.no_grad()
+    def latents_to_samples(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None and self.num_classes is not None:
+            labels = torch.arange(len(z), device=z.device) % self.num_classes
+        out: Tensor = self.module(z, labels)
+        return out
+
+    @property
+    def num_classes(self) -> int | None:
+        """The class count of a class-conditional generator, else ``None``."""
+        k: int | None = getattr(self.module, "num_classes", None)
+        return k
+
+    def check_class(self, class_index: int | None) -> int | None:
+        """``class_index`` (a command's ``--class``) checked against this generator: ``None``, or a
+        class of a class-conditional one; anything else is a :class:`~ganforge.ConfigError`."""
+        k = self.num_classes
+        if class_index is None:
+            return None
+        if k is None:
+            raise ConfigError(f"--class {class_index}: this generator is unconditional and takes no class")
+        if not 0 <= class_index < k:
+            names = f" ({', '.join(self.spec.class_names)})" if self.spec.class_names else ""
+            raise ConfigError(
+                f"--class {class_index}: expected a class index in [0, {k - 1}]{names} (got {class_index})"
+            )
+        return class_index
+
+
+def load_generator(
+    path: str | Path, *, device: str | torch.device = "cpu", manager: PluginManager | None = None,
+    ema: bool = True,
+) -> TrainedGenerator:
+    """The generator of a run that samples from a prior (a GAN's), refusing a run whose generator
+    translates images (pix2pix, CycleGAN, StarGAN) with a message that points to ``ganforge translate``."""
+    run = load_run(path, device=device, manager=manager, ema=ema)
+    generator = run.networks.get("generator")
+    space = prior_space(generator) if generator is not None else None
+    if generator is None or space is None or len(space.shape) == 3:
+        raise CheckpointError(
+            f"checkpoint {run.checkpoint.path} was trained by procedure {run.procedure_name!r}, whose generator "
+            "translates images instead of sampling from a prior; use `ganforge translate RUN INPUT_DIR --out DIR`"
+        )
+    return TrainedGenerator(
+        module=generator, sampler=build_sampler(run.config, manager or get_plugin_manager()), space=space,
+        spec=run.specs["data"], config=run.config, checkpoint=run.checkpoint, device=run.device,
+    )
