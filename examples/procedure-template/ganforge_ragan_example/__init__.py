@@ -1,0 +1,1 @@
+"""A third-party ganforge procedure: the relativistic average GAN."""

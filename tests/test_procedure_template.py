@@ -1,0 +1,58 @@
+"""A third-party procedure: ``examples/procedure-template`` (the relativistic average GAN) is found
+through the ``ganforge`` entry-point group once pip has installed it, trains from a config with no
+change to ganforge, and is forgotten once removed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TINY
+
+TEMPLATE = REPO / "examples" / "procedure-template"
+DIST = "ganforge-ragan-example"
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600)
+
+
+def _ganforge(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow  # pip install + uninstall and four interpreters: about 40 s
+def test_a_third_party_procedure_is_installed_used_from_a_config_and_removed(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    if _pip("show", DIST).returncode == 0:
+        pytest.fail(f"{DIST} is already installed; this test installs and removes it itself")
+    build = tmp_path / "template"  # a copy, so that the build leaves nothing in the checkout
+    subprocess.run(["cp", "-r", str(TEMPLATE), str(build)], check=True)
+    done = _pip("install", "--no-deps", "--no-build-isolation", "-q", str(build))
+    assert done.returncode == 0, done.stderr
+    try:
+        listing = _ganforge("plugins", env=subprocess_env, cwd=tmp_path)
+        assert listing.returncode == 0, listing.stderr
+        assert f"example-ragan  [{DIST} 0.1.0]  ganforge_ragan_example.ragan" in listing.stdout
+        assert "procedure      example-ragan" in listing.stdout
+        config = tmp_path / "ragan.toml"
+        config.write_text('[procedure]\nname = "example-ragan"\nn_critic = 2\n')
+        tiny = [arg for item in [*TINY, "train.steps=2"] for arg in ("--set", item)]
+        train = _ganforge("train", str(config), "--out", str(tmp_path / "run"), *tiny, env=subprocess_env,
+                          cwd=tmp_path)
+        assert train.returncode == 0, train.stderr
+        assert 'name = "example-ragan"' in (tmp_path / "run" / "config.toml").read_text()
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(build / "tests")],
+                               capture_output=True, text=True, env=subprocess_env, cwd=build, timeout=600)
+        assert tests.returncode == 0, tests.stdout + tests.stderr
+    finally:
+        removed = _pip("uninstall", "-y", "-q", DIST)
+    assert removed.returncode == 0, removed.stderr
+    again = _ganforge("train", str(config), "--out", str(tmp_path / "run2"), *tiny, env=subprocess_env, cwd=tmp_path)
+    assert again.returncode == 2 and "unknown procedure 'example-ragan'" in again.stderr
+    assert not (tmp_path / "run2").exists()
