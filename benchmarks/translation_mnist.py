@@ -124,7 +124,8 @@ def _config(method: str, scale: dict[str, Any], root: str, device: str, **change
                  f"data.limit={scale['limit']}", f"data.test_limit={min(256, scale['test'])}",
                  f"train.seed={SEED}", f"train.device={json.dumps(device)}", "output.progress=false",
                  f"train.steps={settings['steps']}", f"train.batch_size={settings['batch_size']}",
-                 f"output.sample_every={max(1, settings['steps'] // 4)}", f"output.checkpoint_every={settings['steps']}"]
+                 f"output.sample_every={max(1, settings['steps'] // 4)}",
+                 f"output.checkpoint_every={settings['steps']}"]
     if "lr" in settings:
         overrides += [f"optim.g.lr={settings['lr']}", f"optim.d.lr={settings['lr']}"]
     for section in ("generator", "discriminator"):

@@ -11,18 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TINY
+from tests.test_plugin_template import _ganforge, _pip
 
 TEMPLATE = REPO / "examples" / "procedure-template"
 DIST = "ganforge-ragan-example"
-
-
-def _pip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600)
-
-
-def _ganforge(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
 
 
 @pytest.mark.slow  # pip install + uninstall and four interpreters: about 40 s

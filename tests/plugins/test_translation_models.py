@@ -171,3 +171,29 @@ def test_stargan_discriminator_heads() -> None:
     bare = StarGANDiscriminator(StarGANDiscriminatorConfig(base_channels=4), DataSpec(shape=(1, 32, 32)))
     with pytest.raises(ConfigError, match="no domain classifier"):
         bare.classify(x)
+
+
+def test_the_paper_stargan_generator_has_the_authors_parameter_count() -> None:
+    from ganforge_plugins.models.stargan import StarGANGenerator, StarGANGeneratorConfig
+
+    # Choi et al. 2018, appendix 7.2: 128x128 CelebA with 5 attributes; the authors' model.py gives 8,430,528
+    g = StarGANGenerator(StarGANGeneratorConfig(), DataSpec(shape=(3, 128, 128), num_classes=5))
+    assert sum(p.numel() for p in g.parameters()) == 8_430_528
+    assert not any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and m.bias is not None for m in g.modules())
+    assert all(m.affine for m in g.modules() if isinstance(m, nn.InstanceNorm2d))
+
+
+def test_the_paper_stargan_generator_takes_indices_or_multi_hot_domain_vectors() -> None:
+    from ganforge_plugins.models.stargan import StarGANGenerator, StarGANGeneratorConfig
+
+    torch.manual_seed(0)
+    g = StarGANGenerator(StarGANGeneratorConfig(base_channels=4, n_blocks=1),
+                         DataSpec(shape=(1, 8, 8), num_classes=3)).eval()
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    by_index = g(x, torch.tensor([0, 2]))
+    by_vector = g(x, torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert torch.equal(by_index, by_vector)
+    multi = g(x, torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]))  # two attributes at once
+    assert multi.shape == (2, 1, 8, 8) and not torch.allclose(multi, by_index)
+    with pytest.raises(ValueError, match="needs a target domain per image"):
+        g(x)

@@ -42,6 +42,7 @@ from ganforge_plugins.procedures.translation import (
     interleave,
     l1_term,
     no_samples,
+    paper_schedule,
     require,
     spec_of,
     unit_l1,
@@ -68,9 +69,7 @@ class CycleGAN:
     defaults: Mapping[str, Any] = {
         "generator": {"name": "resnet-generator", "n_blocks": 9},
         "discriminator": {"name": "patchgan", "norm": "instance"}, "loss": {"name": "lsgan"},
-        "train": {"batch_size": 1, "ema_half_life": 0.0},
-        "optim": {"g": {"lr": 2e-4, "betas": [0.5, 0.999], "decay_start": 0.5},
-                  "d": {"lr": 2e-4, "betas": [0.5, 0.999], "decay_start": 0.5}},
+        **paper_schedule(2e-4, batch_size=1),
     }
 
     def __init__(self, config: CycleGANConfig, *, loss: Loss, manager: Any) -> None:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ganforge_plugins.procedures.translation import (
     HeldOut,
+    Stateless,
     batched,
     build_term,
     conditional_discriminator,
@@ -28,6 +29,7 @@ from ganforge_plugins.procedures.translation import (
     interleave,
     l1_term,
     no_samples,
+    paper_schedule,
     require,
     spec_of,
     unit_l1,
@@ -45,14 +47,12 @@ class Pix2PixConfig:
     grid_size: int = attrs.field(default=8, validator=v.ge(1))  # rows of source | output | target
 
 
-class Pix2Pix:
+class Pix2Pix(Stateless):
     """Isola et al. 2017: a U-Net G and a PatchGAN D on (source, target) pairs, L_cGAN + 100 L1."""
 
     defaults: Mapping[str, Any] = {
         "generator": {"name": "unet"}, "discriminator": {"name": "patchgan"}, "loss": {"name": "non-saturating"},
-        "train": {"batch_size": 1, "ema_half_life": 0.0},
-        "optim": {"g": {"lr": 2e-4, "betas": [0.5, 0.999], "decay_start": 0.5},
-                  "d": {"lr": 2e-4, "betas": [0.5, 0.999], "decay_start": 0.5}},
+        **paper_schedule(2e-4, batch_size=1),
     }
 
     def __init__(self, config: Pix2PixConfig, *, loss: Loss, manager: Any) -> None:
@@ -127,11 +127,6 @@ class Pix2Pix:
     def sample(self, view: Preview, n: int, *, generator: torch.Generator) -> Tensor:
         raise no_samples("pix2pix")
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
 
 
 class _Conditioned(torch.nn.Module):

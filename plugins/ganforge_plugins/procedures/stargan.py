@@ -40,6 +40,7 @@ from torch import Tensor
 
 from ganforge_plugins.procedures.translation import (
     HeldOut,
+    Stateless,
     batched,
     build_term,
     cross_entropy_term,
@@ -47,6 +48,7 @@ from ganforge_plugins.procedures.translation import (
     interleave,
     l1_term,
     no_samples,
+    paper_schedule,
     require,
     spec_of,
     unit_l1,
@@ -65,15 +67,13 @@ class StarGANConfig:
     grid_size: int = attrs.field(default=8, validator=v.ge(1))
 
 
-class StarGAN:
+class StarGAN(Stateless):
     """Choi et al. 2018: one G(x, c) for every domain, a discriminator with a domain classifier, WGAN-GP."""
 
     defaults: Mapping[str, Any] = {
         "generator": {"name": "stargan"}, "discriminator": {"name": "stargan"}, "loss": {"name": "wgan"},
         "regularizers": [{"name": "wgan-gp", "weight": 10.0}],
-        "train": {"batch_size": 16, "n_critic": 5, "ema_half_life": 0.0},
-        "optim": {"g": {"lr": 1e-4, "betas": [0.5, 0.999], "decay_start": 0.5},
-                  "d": {"lr": 1e-4, "betas": [0.5, 0.999], "decay_start": 0.5}},
+        **paper_schedule(1e-4, batch_size=16, n_critic=5),
     }
 
     def __init__(self, config: StarGANConfig, *, loss: Loss, manager: Any) -> None:
@@ -187,11 +187,6 @@ class StarGAN:
     def sample(self, view: Preview, n: int, *, generator: torch.Generator) -> Tensor:
         raise no_samples("stargan")
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
 
 
 @hookimpl

@@ -3,7 +3,7 @@ image-conditional networks, loss-term slots, held-out evaluation data and the pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -12,6 +12,23 @@ from ganforge import ConfigError, DataSpec, LossTerm, LossTermChoice, NetworkBui
 from torch import Tensor, nn
 
 from ganforge_plugins.losses.terms import ClassificationConfig, DistanceConfig
+
+
+def paper_schedule(lr: float, **train: Any) -> dict[str, Any]:
+    """The translation papers' training settings as raw config: Adam(lr, beta1 = 0.5) for both players,
+    the rate constant for the first half and then linearly down to zero, no moving average."""
+    adam = {"lr": lr, "betas": [0.5, 0.999], "decay_start": 0.5}
+    return {"train": {"ema_half_life": 0.0, **train}, "optim": {"g": adam, "d": dict(adam)}}
+
+
+class Stateless:
+    """For a procedure with no state of its own to carry across a resume."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
 
 
 def l1_term() -> LossTermChoice:
