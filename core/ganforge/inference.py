@@ -8,7 +8,7 @@ for, so a run directory alone rebuilds them (:func:`load_run`) without loading i
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,35 @@ class TrainedRun:
     @property
     def procedure_name(self) -> str:
         return self.config.procedure.name
+
+    @property
+    def samples_from_a_prior(self) -> bool:
+        """Whether the run's generator draws from a prior (a GAN's) rather than translating images."""
+        generator = self.networks.get("generator")
+        spaces: Sequence[LatentSpace] = getattr(generator, "latent_spaces", None) or []
+        return len(spaces) > 0 and len(spaces[0].shape) != 3
+
+    def view(self, *, count: int = 64, manager: PluginManager | None = None) -> RunView:
+        """The :class:`ganforge.Preview` of these networks, for a procedure's preview, evaluate or sample."""
+        return RunView(self, count=count, sampler=build_sampler(self.config, manager or get_plugin_manager()))
+
+
+class RunView:
+    """A :class:`ganforge.Preview` over a checkpoint's networks (already in eval mode)."""
+
+    def __init__(self, run: TrainedRun, *, count: int, sampler: Sampler) -> None:
+        self._run = run
+        self._sampler = sampler
+        self.device = run.device
+        self.count = count
+
+    def net(self, name: str) -> nn.Module:
+        return self._run.networks[name]
+
+    def latents(self, n: int, *, network: str = "generator", generator: torch.Generator | None = None) -> Tensor:
+        rng = generator or torch.Generator(self.device).manual_seed(self._run.config.train.seed + 2)
+        space = prior_space(self._run.networks[network])
+        return self._sampler.sample(n, space, device=self.device, generator=rng)
 
 
 def load_run(path: str | Path, *, device: str | torch.device = "cpu", manager: PluginManager | None = None,
@@ -134,13 +163,13 @@ def load_generator(
     translates images (pix2pix, CycleGAN, StarGAN) with a message that points to ``ganforge translate``."""
     run = load_run(path, device=device, manager=manager, ema=ema)
     generator = run.networks.get("generator")
-    space = prior_space(generator) if generator is not None else None
-    if generator is None or space is None or len(space.shape) == 3:
+    if generator is None or not run.samples_from_a_prior:
         raise CheckpointError(
             f"checkpoint {run.checkpoint.path} was trained by procedure {run.procedure_name!r}, whose generator "
             "translates images instead of sampling from a prior; use `ganforge translate RUN INPUT_DIR --out DIR`"
         )
     return TrainedGenerator(
-        module=generator, sampler=build_sampler(run.config, manager or get_plugin_manager()), space=space,
+        module=generator, sampler=build_sampler(run.config, manager or get_plugin_manager()),
+        space=prior_space(generator),
         spec=run.specs["data"], config=run.config, checkpoint=run.checkpoint, device=run.device,
     )

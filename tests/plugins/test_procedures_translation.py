@@ -85,6 +85,21 @@ def test_pix2pix_trains_on_edges2mnist(mnist_root: Path, tmp_path: Path) -> None
     assert params.reconstruction_weight == 100.0 and params.reconstruction.name == "l1"
 
 
+def test_eval_and_sample_on_a_translation_run(mnist_root: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from ganforge.cli import main
+
+    trainer("pix2pix", mnist_root, tmp_path / "run", "train.steps=3", "output.sample_every=3").fit()
+    logged = [r for r in log(tmp_path / "run") if "test_l1" in r][-1]["test_l1"]
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--device", "cpu"]) == 0  # the procedure's own held-out errors
+    result = json.loads(capsys.readouterr().out)
+    assert result["metrics"]["test_l1"] == pytest.approx(logged, rel=1e-5)
+    assert result["protocol"]["procedure"] == "pix2pix"
+    assert main(["sample", str(tmp_path / "run"), "--out", str(tmp_path / "s.png")]) == 2
+    assert "translates images instead of sampling from a prior; use `ganforge translate" in capsys.readouterr().err
+
+
 def test_pix2pix_without_the_adversarial_term_trains_the_generator_alone(mnist_root: Path, tmp_path: Path) -> None:
     trainer("pix2pix", mnist_root, tmp_path / "l1", "train.steps=4", "procedure.adversarial_weight=0.0").fit()
     assert set(load_checkpoint(tmp_path / "l1").weights) == {"generator"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ganforge import (
     atomic_write_text,
     hookimpl,
     load_generator,
+    load_run,
     make_converter,
     resolve_device,
     structure_as,
@@ -207,6 +209,26 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
     }
 
 
+def evaluate_procedure(run: Any, manager: Any) -> dict[str, Any]:
+    """A run whose generator translates images (pix2pix, CycleGAN, StarGAN): its procedure's own
+    evaluation on the held-out split of its dataset (the ``test_*`` errors it logs while training)."""
+    t0 = time.perf_counter()
+    data = run.config.data
+    dataset = manager.get("dataset", data.name).factory(data.params)
+    run.procedure.prepare(dataset)
+    metrics = dict(run.procedure.evaluate(run.view(manager=manager)))
+    if not metrics:
+        raise GanforgeError(f"eval: procedure {run.procedure_name!r} measures nothing on dataset {data.name!r} "
+                            "(it has no held-out split: set data.test_split)")
+    ckpt = run.checkpoint
+    return {"metrics": metrics,
+            "protocol": {"procedure": run.procedure_name, "dataset": {"name": data.name,
+                                                                     **_unstructure(data.params, manager)},
+                         "checkpoint": str(Path(ckpt.path).resolve()), "step": ckpt.step,
+                         "device": str(run.device), "versions": versions()},
+            "seconds": {"total": time.perf_counter() - t0}}
+
+
 class Eval:
     """Compute FID, KID, IS and precision/recall of a checkpoint, printed as JSON with their protocol."""
 
@@ -244,7 +266,11 @@ class Eval:
             config = attrs.evolve(config, **changes)
         except ValueError as exc:
             raise ConfigError(f"eval: {exc}") from None
-        result = evaluate_checkpoint(args.checkpoint, config, manager, real=getattr(args, "real", None))
+        run = load_run(args.checkpoint, device=config.device, manager=manager)
+        if run.samples_from_a_prior:
+            result = evaluate_checkpoint(args.checkpoint, config, manager, real=getattr(args, "real", None))
+        else:
+            result = evaluate_procedure(run, manager)
         text = json.dumps(result, indent=2, sort_keys=False) + "\n"
         if getattr(args, "out", None):
             out = Path(args.out)
