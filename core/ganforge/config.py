@@ -45,11 +45,23 @@ T = TypeVar("T")
 
 @attrs.frozen(kw_only=True)
 class Choice:
-    """A component picked by name, with its plugin's structured config as ``params``."""
+    """A component picked by name, with its plugin's structured config as ``params``.
+
+    ``factory`` is the registered factory, attached when the choice is structured through a plugin
+    manager (or given by a plugin that builds a default choice), so that a component can build the
+    components its config names without reaching for a process-wide manager: ``choice.build(...)``.
+    """
 
     family: ClassVar[str]
     name: str
     params: Any
+    factory: Any = attrs.field(default=None, eq=False, repr=False)
+
+    def build(self, **context: Any) -> Any:
+        """``factory(params, **context)``: the component this choice names."""
+        if self.factory is None:
+            raise GanforgeError(f"{self.family} {self.name!r} was not resolved through a plugin manager")
+        return self.factory(self.params, **context)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +107,13 @@ class LoggerChoice(Choice):
 @attrs.frozen(kw_only=True)
 class ProcedureChoice(Choice):
     family = "procedure"
+
+
+@attrs.frozen(kw_only=True)
+class LayerChoice(Choice):
+    """A network building block a network's config names (``norm = {name = "pixel-norm"}``)."""
+
+    family = "layer"
 
 
 @attrs.frozen(kw_only=True)
@@ -264,6 +283,8 @@ def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
         return isinstance(t, type) and issubclass(t, Choice) and t is not Choice
 
     def structure_choice(value: Any, cls: type[Choice]) -> Choice:
+        if isinstance(value, str):  # a bare name: the component with its defaults
+            value = {"name": value}
         if not isinstance(value, Mapping):
             raise _ScalarTypeError(f"expected a table with a 'name' key, got {value!r}")
         if "name" not in value:
@@ -274,7 +295,7 @@ def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
         if not isinstance(name, str) or name not in registry:
             raise _NamedError("name", registry.unknown_message(name))
         component = registry.get(name)
-        return cls(name=name, params=conv.structure(rest, component.config))
+        return cls(name=name, params=conv.structure(rest, component.config), factory=component.factory)
 
     def unstructure_choice(choice: Choice) -> dict[str, Any]:
         return {"name": choice.name, **conv.unstructure(choice.params)}

@@ -121,3 +121,13 @@ def ganforge_register_loss_terms(register: Register) -> None:
     """Register non-adversarial loss terms that procedures compose by name: ``factory(config) ->
     LossTerm`` (see :class:`ganforge.LossTerm`), e.g. L1 reconstruction, cycle consistency's distance,
     domain classification."""
+
+
+@hookspec
+def ganforge_register_layers(register: Register) -> None:
+    """Register network building blocks that networks take by name from their config (normalisations,
+    discriminator heads, style blocks): ``factory(config, *, channels: int, **context) -> nn.Module``.
+    ``channels`` is the width of the feature map the layer sees; a network may pass more context
+    (``w_dim`` for a style block, ``resolution`` for noise inputs). A layer that changes the width sets
+    ``extra_channels`` (minibatch stddev appends maps); one that takes a style is called ``layer(x, w)``.
+    Its docstring gives its formula and paper."""

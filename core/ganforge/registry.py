@@ -26,6 +26,7 @@ FAMILIES: dict[str, str] = {
     "logger": "ganforge_register_loggers",
     "procedure": "ganforge_register_procedures",
     "loss-term": "ganforge_register_loss_terms",
+    "layer": "ganforge_register_layers",
 }
 """Component family -> the hook through which plugins fill its registry."""
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ganforge import ConfigError, DataSpec, Trainer, load_checkpoint, load_config
+from ganforge_plugins.layers.equalized import EqualizedConv2d
+from ganforge_plugins.layers.minibatch_stddev import MinibatchStdDev
+from ganforge_plugins.layers.pixel_norm import PixelNorm
 from ganforge_plugins.models.pggan import (
-    EqualizedConv2d,
-    MinibatchStdDev,
     PGGANDiscriminator,
     PGGANDiscriminatorConfig,
     PGGANGenerator,
     PGGANGeneratorConfig,
-    PixelNorm,
     growth_phase,
 )
 from torch import nn

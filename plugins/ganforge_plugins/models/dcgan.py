@@ -8,6 +8,11 @@ discriminator; weights from N(0, 0.02). Its 64x64 generator projects z to 4x4x10
 channels while doubling the resolution (1024, 512, 256, 128): here ``base_channels`` (128) is the
 width next to the image and ``max_channels`` (1024) caps the width at 4x4, for any power-of-two
 resolution from 8 up. The discriminator mirrors the generator.
+
+Both take their normalisation by registered layer name (``norm``: the paper's ``batch-norm`` by
+default; ``pixel-norm`` gives PGGAN's generator normalisation, ``layer-norm`` the critic WGAN-GP
+recommends), and the discriminator an optional ``head`` before its last convolution
+(``minibatch-stddev``, PGGAN's). A convolution followed by a normalisation has no bias.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from itertools import pairwise
 
 import attrs
 from attrs import validators as v
-from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
+from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl
 from torch import Tensor, nn
+
+from ganforge_plugins.layers.normalization import batch_norm_choice, no_layer
 
 
 @attrs.frozen(kw_only=True)
@@ -25,9 +32,7 @@ class DCGANGeneratorConfig:
     latent_dim: int = attrs.field(default=100, validator=v.ge(1))  # z in R^100 (section 4)
     base_channels: int = attrs.field(default=128, validator=v.ge(1))  # width at the last hidden layer
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
-
-
-NORMS = ("batch", "layer", "none")
+    norm: LayerChoice = attrs.field(factory=batch_norm_choice)  # after every hidden transposed conv
 
 
 @attrs.frozen(kw_only=True)
@@ -35,9 +40,10 @@ class DCGANDiscriminatorConfig:
     base_channels: int = attrs.field(default=128, validator=v.ge(1))  # width after the first conv
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
     leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
-    # "batch" is the paper's. A gradient penalty is per sample, which batch norm breaks: WGAN-GP
-    # (Gulrajani et al. 2017, section 4) drops it from the critic and recommends "layer" instead.
-    norm: str = attrs.field(default="batch", validator=v.in_(NORMS))
+    # batch norm is the paper's. A gradient penalty is per sample, which batch norm breaks: WGAN-GP
+    # (Gulrajani et al. 2017, section 4) drops it from the critic and recommends layer norm instead.
+    norm: LayerChoice = attrs.field(factory=batch_norm_choice)
+    head: LayerChoice = attrs.field(factory=no_layer)  # before the last conv, e.g. minibatch-stddev
 
 
 def widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -52,15 +58,6 @@ def _check_image(data: DataSpec, who: str) -> None:
     r = data.resolution
     if r < 8 or r & (r - 1):
         raise ConfigError(f"{who}: dcgan needs a power-of-two resolution >= 8, got {r}")
-
-
-def normalization(kind: str, channels: int) -> nn.Module:
-    """Batch norm, layer norm (over C, H, W of each sample: one group) or none."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)
-    return nn.Identity()
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -83,13 +80,14 @@ class DCGANGenerator(nn.Module):
         self.latent_spaces = (LatentSpace(name="z", shape=(config.latent_dim,)),)
         self.num_classes = None
         ch = widths(data.resolution, config.base_channels, config.max_channels)
+        bias = config.norm.name == "none"
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(config.latent_dim, ch[0], 4, 1, 0, bias=False),  # [N, ch0, 4, 4]
-            nn.BatchNorm2d(ch[0]),
+            nn.ConvTranspose2d(config.latent_dim, ch[0], 4, 1, 0, bias=bias),  # [N, ch0, 4, 4]
+            config.norm.build(channels=ch[0]),
             nn.ReLU(inplace=True),
         ]
         for c_in, c_out in pairwise(ch):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias), config.norm.build(channels=c_out),
                        nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(ch[-1], data.channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -110,9 +108,14 @@ class DCGANDiscriminator(nn.Module):
         slope = config.leaky_slope
         layers: list[nn.Module] = [nn.Conv2d(data.channels, ch[0], 4, 2, 1), nn.LeakyReLU(slope, inplace=True)]
         for c_in, c_out in pairwise(ch):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=config.norm == "none"), normalization(config.norm, c_out),
-                       nn.LeakyReLU(slope, inplace=True)]
-        layers += [nn.Conv2d(ch[-1], 1, 4, 1, 0)]  # [N, 1, 1, 1]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=config.norm.name == "none"),
+                       config.norm.build(channels=c_out), nn.LeakyReLU(slope, inplace=True)]
+        extra = 0
+        if config.head.name != "none":  # only then a module of its own: the default keeps its weight names
+            head = config.head.build(channels=ch[-1])
+            extra = int(getattr(head, "extra_channels", 0))
+            layers.append(head)
+        layers += [nn.Conv2d(ch[-1] + extra, 1, 4, 1, 0)]  # [N, 1, 1, 1]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 

@@ -42,10 +42,13 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl, power_of_two
+from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl, power_of_two
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
+from ganforge_plugins.layers.equalized import EqualizedConv2d, EqualizedLinear
+from ganforge_plugins.layers.minibatch_stddev import MinibatchStdDev
+from ganforge_plugins.layers.pixel_norm import pixel_norm_choice
 
 # -- configs --------------------------------------------------------------------------------------
 
@@ -67,7 +70,7 @@ class PGGANGeneratorConfig(GrowthConfig):
     channel_base: int = attrs.field(default=2048, validator=v.ge(1))  # width min(max, base // res); Table 2: 16384
     channel_max: int = attrs.field(default=128, validator=v.ge(1))  # Table 2: 512
     normalize_latents: bool = True  # pixel norm on z (appendix A.1)
-    pixel_norm: bool = True  # after every conv (section 4.2)
+    norm: LayerChoice = attrs.field(factory=pixel_norm_choice)  # after every conv (section 4.2)
     leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
 
     @classmethod
@@ -123,90 +126,6 @@ def growth_phase(images_seen: int, *, phases: int, fade_images: int, stabilize_i
     into = t - (phase - 1) * period
     alpha = 1.0 if fade_images == 0 else min(1.0, into / fade_images)
     return int(phase), float(alpha)
-
-
-# -- equalised learning-rate layers ---------------------------------------------------------------
-
-
-class EqualizedLinear(nn.Module):
-    """Fully connected layer with equalised learning rate (PGGAN section 4.1).
-
-    ``weight ~ N(0, 1) / lr_mul`` is scaled at run time by ``gain / sqrt(in_features) * lr_mul``;
-    the bias by ``lr_mul`` (StyleGAN's mapping network uses ``lr_mul = 0.01``). The activation
-    (with ``act_gain``) goes through :func:`ganforge_plugins.ops.bias_act`.
-    """
-
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, gain: float = math.sqrt(2),
-                 lr_mul: float = 1.0, bias_init: float = 0.0, act: str = "linear", alpha: float | None = None,
-                 act_gain: float = 1.0) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init) / lr_mul)) if bias else None
-        self.weight_gain = gain / math.sqrt(in_features) * lr_mul
-        self.bias_gain = lr_mul
-        self.act, self.alpha, self.act_gain = act, alpha, act_gain
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.matmul((self.weight * self.weight_gain).t())  # [N, out]
-        b = self.bias
-        if b is not None and self.bias_gain != 1:
-            b = b * self.bias_gain
-        return ops.bias_act(x, b, act=self.act, alpha=self.alpha, gain=self.act_gain)
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, act={self.act}, lr_mul={self.bias_gain}"
-
-
-class EqualizedConv2d(nn.Module):
-    """Convolution with equalised learning rate: ``N(0, 1)`` weights scaled by ``gain / sqrt(fan_in)``,
-    then bias + activation through :func:`ganforge_plugins.ops.bias_act`. ``padding=None`` keeps the
-    size (``kernel // 2``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True,
-                 gain: float = math.sqrt(2), act: str = "linear", alpha: float | None = None, act_gain: float = 1.0,
-                 padding: int | None = None) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.weight_gain = gain / math.sqrt(in_channels * kernel_size * kernel_size)
-        self.padding = kernel_size // 2 if padding is None else padding
-        self.act, self.alpha, self.act_gain = act, alpha, act_gain
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)
-        return ops.bias_act(x, self.bias, act=self.act, alpha=self.alpha, gain=self.act_gain)
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"padding={self.padding}, act={self.act}")
-
-
-class PixelNorm(nn.Module):
-    """``b = a / sqrt(mean_j(a_j^2) + eps)`` over the channels at every pixel (PGGAN section 4.2)."""
-
-    def __init__(self, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.pixel_norm(x, eps=self.eps)
-
-
-class MinibatchStdDev(nn.Module):
-    """Appends the minibatch standard deviation as ``num_channels`` feature maps (PGGAN section 3);
-    groups of ``group_size``, falling back to the largest divisor of the batch."""
-
-    def __init__(self, group_size: int = 4, num_channels: int = 1) -> None:
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.minibatch_stddev(x, group_size=self.group_size, num_channels=self.num_channels)
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
 # -- progressive growing ----------------------------------------------------------------------------
@@ -271,13 +190,13 @@ class Growing(nn.Module):
 class GeneratorBlock(nn.Module):
     """Upsample (nearest) -> conv 3x3 -> lrelu -> PN -> conv 3x3 -> lrelu -> PN (Table 2)."""
 
-    def __init__(self, c_in: int, c_out: int, *, slope: float, pixel_norm: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, *, slope: float, norm: LayerChoice) -> None:
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.conv0 = EqualizedConv2d(c_in, c_out, 3, act="lrelu", alpha=slope)
-        self.norm0 = PixelNorm() if pixel_norm else nn.Identity()
+        self.norm0 = norm.build(channels=c_out)
         self.conv1 = EqualizedConv2d(c_out, c_out, 3, act="lrelu", alpha=slope)
-        self.norm1 = PixelNorm() if pixel_norm else nn.Identity()
+        self.norm1 = norm.build(channels=c_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm1(self.conv1(self.norm0(self.conv0(self.upsample(x)))))
@@ -287,14 +206,14 @@ class GeneratorInput(nn.Module):
     """Latent -> 'conv 4x4' (a dense layer to 4x4xC, He gain sqrt(2)/4 as the original code) ->
     lrelu -> PN -> conv 3x3 -> lrelu -> PN."""
 
-    def __init__(self, latent_dim: int, c: int, *, slope: float, pixel_norm: bool) -> None:
+    def __init__(self, latent_dim: int, c: int, *, slope: float, norm: LayerChoice) -> None:
         super().__init__()
         self.channels, self.slope = c, slope
         self.dense = EqualizedLinear(latent_dim, c * 16, bias=False, gain=math.sqrt(2) / 4)
         self.bias = nn.Parameter(torch.zeros(c))
-        self.norm0 = PixelNorm() if pixel_norm else nn.Identity()
+        self.norm0 = norm.build(channels=c)
         self.conv = EqualizedConv2d(c, c, 3, act="lrelu", alpha=slope)
-        self.norm1 = PixelNorm() if pixel_norm else nn.Identity()
+        self.norm1 = norm.build(channels=c)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.dense(z).reshape(-1, self.channels, 4, 4)  # [N, C, 4, 4]
@@ -314,9 +233,9 @@ class PGGANGenerator(Growing):
         self.latent_spaces = (LatentSpace(name="z", shape=(config.latent_dim,)),)
         self.num_classes = None
         ch = [channels_at(4 << i, config.channel_base, config.channel_max) for i in range(self.levels)]
-        slope, pn = config.leaky_slope, config.pixel_norm
-        self.blocks = nn.ModuleList([GeneratorInput(config.latent_dim, ch[0], slope=slope, pixel_norm=pn)])
-        self.blocks.extend(GeneratorBlock(ch[i - 1], ch[i], slope=slope, pixel_norm=pn) for i in range(1, self.levels))
+        slope, norm = config.leaky_slope, config.norm
+        self.blocks = nn.ModuleList([GeneratorInput(config.latent_dim, ch[0], slope=slope, norm=norm)])
+        self.blocks.extend(GeneratorBlock(ch[i - 1], ch[i], slope=slope, norm=norm) for i in range(1, self.levels))
         # one toRGB per resolution the schedule visits (only the last one without growing)
         self.to_rgb = nn.ModuleDict({
             str(4 << i): EqualizedConv2d(ch[i], data.channels, 1, gain=1.0)

@@ -44,9 +44,9 @@ from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
+from ganforge_plugins.layers.adain import AdaIN
+from ganforge_plugins.layers.equalized import EqualizedConv2d, EqualizedLinear
 from ganforge_plugins.models.pggan import (
-    EqualizedConv2d,
-    EqualizedLinear,
     Growing,
     GrowthConfig,
     PGGANDiscriminator,
@@ -139,26 +139,6 @@ def mix_styles(w1: Tensor, w2: Tensor, num_ws: int, prob: float) -> Tensor:
 
 
 # -- layers ---------------------------------------------------------------------------------------
-
-
-class AdaIN(nn.Module):
-    """``AdaIN(x_i, y) = y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i`` (eq. 1) with the style ``y``
-    a learned affine transform of ``w`` (``y_s`` initialised to 1, ``y_b`` to 0)."""
-
-    def __init__(self, channels: int, w_dim: int) -> None:
-        super().__init__()
-        self.channels = channels
-        self.affine = EqualizedLinear(w_dim, 2 * channels, gain=1.0)  # A in figure 1b
-        with torch.no_grad():
-            self.affine.bias[:channels].fill_(1.0)
-
-    def styles(self, w: Tensor) -> tuple[Tensor, Tensor]:
-        """``(y_s, y_b)``, each ``[N, C]``."""
-        style = self.affine(w)
-        return style[:, : self.channels], style[:, self.channels :]
-
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        return ops.adain(x, *self.styles(w))
 
 
 class MappingNetwork(nn.Module):

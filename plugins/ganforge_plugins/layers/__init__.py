@@ -1,0 +1,1 @@
+"""Network building blocks as registered layers: normalisations, PGGAN and StyleGAN pieces."""
