@@ -117,6 +117,13 @@ class LayerChoice(Choice):
 
 
 @attrs.frozen(kw_only=True)
+class InversionChoice(Choice):
+    """An inversion method ``ganforge invert`` runs (``method = {name = "hybrid", steps = 200}``)."""
+
+    family = "inversion"
+
+
+@attrs.frozen(kw_only=True)
 class LossTermChoice(Choice):
     """A loss term a procedure's config names (``cycle = {name = "l1"}``)."""
 

@@ -131,3 +131,9 @@ def ganforge_register_layers(register: Register) -> None:
     (``w_dim`` for a style block, ``resolution`` for noise inputs). A layer that changes the width sets
     ``extra_channels`` (minibatch stddev appends maps); one that takes a style is called ``layer(x, w)``.
     Its docstring gives its formula and paper."""
+
+
+@hookspec
+def ganforge_register_inversions(register: Register) -> None:
+    """Register GAN inversion methods that ``ganforge invert --method NAME`` looks up: ``factory(config)
+    -> InversionMethod`` (see :class:`ganforge.InversionMethod`)."""

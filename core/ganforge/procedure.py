@@ -115,7 +115,9 @@ class Update(Protocol):
     def phase(self, optimizer: OptimizerKey) -> AbstractContextManager[None]:
         """The update of one optimiser's networks: inside, :meth:`net` gives those networks in their
         training form (DDP, compiled) and every other network frozen (its gradients are not taken),
-        the forward passes run under the run's autocast, and :meth:`minimise` steps this optimiser."""
+        the forward passes run under the run's autocast, and :meth:`minimise` steps this optimiser.
+        A phase may be entered twice in one step: pix2pix computes ``G(x)`` in G's phase, updates D on
+        it, and minimises G's loss in G's phase again, on that same output."""
 
     def net(self, name: str) -> nn.Module:
         """The network ``name`` in the form the current phase needs."""

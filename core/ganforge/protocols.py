@@ -30,6 +30,7 @@ __all__ = [
     "Editor",
     "FeatureExtractor",
     "Generator",
+    "InversionMethod",
     "LatentSpace",
     "Logger",
     "Loss",
@@ -352,6 +353,20 @@ class Callback(Protocol):
     every: int
 
     def __call__(self, run: TrainingRun) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class InversionMethod(Protocol):
+    """Finds latents whose images reproduce given ones (``ganforge invert --method NAME``).
+
+    ``invert(trained, images [N, C, H, W] in [-1, 1], space=..., generator_rng=rng) -> (latents, record)``:
+    ``trained`` is the :class:`ganforge.TrainedGenerator` (its ``module``, ``device``, checkpoint);
+    ``latents`` are ``[N, *space]``; ``record`` holds at least per-image ``psnr`` (a list), ``seconds``
+    and ``steps``. All randomness comes from ``generator_rng``.
+    """
+
+    def invert(self, trained: Any, images: Tensor, *, space: str,
+               generator_rng: torch.Generator) -> tuple[Tensor, Mapping[str, Any]]: ...
 
 
 @runtime_checkable

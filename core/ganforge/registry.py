@@ -27,6 +27,7 @@ FAMILIES: dict[str, str] = {
     "procedure": "ganforge_register_procedures",
     "loss-term": "ganforge_register_loss_terms",
     "layer": "ganforge_register_layers",
+    "inversion": "ganforge_register_inversions",
 }
 """Component family -> the hook through which plugins fill its registry."""
 

@@ -136,10 +136,10 @@ def test_invert_methods_and_files(runs, tmp_path: Path, capsys) -> None:
     results = {}
     for method in ("optimise", "hybrid", "encoder"):
         extra = ["--encoder-steps", "100", "--save-encoder", str(encoder)] if method == "hybrid" else []
-        extra += ["--encoder", str(encoder)] if method == "encoder" else []
+        extra += ["--encoder", str(encoder)] if method == "encoder" else ["--steps", "20", "--feature-weight", "0"]
         capsys.readouterr()
-        assert main(["invert", str(runs["dcgan"]), str(targets), "--method", method, "--steps", "20",
-                     "--feature-weight", "0", "--out", str(tmp_path / method), *extra]) == 0
+        assert main(["invert", str(runs["dcgan"]), str(targets), "--method", method, "--out", str(tmp_path / method),
+                     *extra]) == 0
         results[method] = json.loads(capsys.readouterr().out)
         assert json.loads((tmp_path / method / "inversion.json").read_text()) == results[method]
     assert results["hybrid"]["mean_psnr"] > results["optimise"]["mean_psnr"]
@@ -239,3 +239,57 @@ def test_a_conditional_generator_is_edited_and_inverted_within_one_class(runs, t
     assert "takes no class" in error_of(
         ["invert", str(runs["dcgan"]), str(tmp_path / "threes.npy"), "--class", "3", "--out", str(tmp_path / "y")],
         capsys)
+
+
+PRIOR_MEAN = """
+    import time
+    import attrs
+    import torch
+    from ganforge import hookimpl
+
+    @attrs.frozen(kw_only=True)
+    class PriorMeanConfig:
+        scale: float = 1.0
+
+    class PriorMean:
+        '''The prior's centre for every image (a baseline inversion).'''
+        def __init__(self, config):
+            self.scale = config.scale
+        def invert(self, trained, images, *, space, generator_rng):
+            t0 = time.perf_counter()
+            z = torch.zeros(len(images), *trained.space.shape, device=images.device) * self.scale
+            with torch.no_grad():
+                fake = trained.module(z)
+            mse = (fake - images).square().flatten(1).mean(1)
+            return z, {"psnr": (10 * torch.log10(4.0 / mse)).tolist(), "seconds": time.perf_counter() - t0,
+                       "steps": 0}
+
+    @hookimpl
+    def ganforge_register_inversions(register):
+        register("test-prior-mean", PriorMean, PriorMeanConfig)
+"""
+
+
+def test_invert_accepts_a_third_party_inversion_method(runs, tmp_path: Path, capsys,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakedist import installed_plugin_manager
+
+    targets = tmp_path / "targets.npy"
+    assert main(["sample", str(runs["dcgan"]), "-n", "2", "--out", str(targets)]) == 0
+    for manager in installed_plugin_manager(tmp_path / "site", monkeypatch, name="gf-prior-mean",
+                                            module="gf_prior_mean", source=PRIOR_MEAN):
+        assert "test-prior-mean" in manager.registries["inversion"]
+        capsys.readouterr()
+        assert main(["plugins"]) == 0
+        assert "inversion      test-prior-mean" in capsys.readouterr().out
+        assert main(["invert", str(runs["dcgan"]), str(targets), "--method", "test-prior-mean",
+                     "--out", str(tmp_path / "mean")]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["method"] == "test-prior-mean" and len(result["psnr"]) == 2 and result["steps"] == 0
+        assert result["settings"]["method"] == {"name": "test-prior-mean", "scale": 1.0}
+        # a flag the method's config lacks is refused by name, before any work
+        assert "--steps: method 'test-prior-mean' has no steps setting" in error_of(
+            ["invert", str(runs["dcgan"]), str(targets), "--method", "test-prior-mean", "--steps", "3",
+             "--out", str(tmp_path / "x")], capsys)
+    assert "method.name: unknown inversion 'hybird'; choose one of: encoder, hybrid, optimise" in error_of(
+        ["invert", str(runs["dcgan"]), str(targets), "--method", "hybird", "--out", str(tmp_path / "y")], capsys)

@@ -36,6 +36,7 @@ from attrs import validators as v
 from ganforge import (
     ConfigError,
     DataError,
+    InversionChoice,
     OutputError,
     atomic_write,
     atomic_write_text,
@@ -49,17 +50,9 @@ from ganforge import (
 )
 from torch import Tensor
 
-from ganforge_plugins.latent.encoder import (
-    METHODS,
-    EncoderConfig,
-    invert_images,
-    load_encoder,
-    save_encoder,
-    save_inverted,
-    train_encoder,
-)
+from ganforge_plugins.latent.encoder import save_inverted
 from ganforge_plugins.latent.interpolation import MODES, interpolate
-from ganforge_plugins.latent.inversion import InversionConfig
+from ganforge_plugins.latent.inversion_methods import Hybrid, HybridConfig
 from ganforge_plugins.latent.spaces import (
     SPACES,
     FixedClass,
@@ -446,24 +439,25 @@ def load_images(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
     return torch.stack(images), [p.name for p in files]
 
 
+def _hybrid() -> InversionChoice:
+    return InversionChoice(name="hybrid", params=HybridConfig(), factory=Hybrid)
+
+
 @attrs.frozen(kw_only=True)
 class InvertConfig:
-    method: str = attrs.field(default="hybrid", validator=v.in_(METHODS))
+    method: InversionChoice = attrs.field(factory=_hybrid)  # a registered inversion method and its settings
     space: str = ""  # "" = w+ for a style generator, z otherwise
-    steps: int = attrs.field(default=500, validator=v.ge(1))  # optimisation steps (optimise, hybrid)
-    lr: float = attrs.field(default=0.05, validator=v.gt(0.0))
-    feature_weight: float = attrs.field(default=1.0, validator=v.ge(0.0))
-    feature_network: str = "auto"
-    feature_weights: str = ""
-    encoder_steps: int = attrs.field(default=1000, validator=v.ge(1))  # when no --encoder file is given
-    encoder_base_channels: int = attrs.field(default=32, validator=v.ge(1))
-    encoder_batch_size: int = attrs.field(default=64, validator=v.ge(1))
     seed: int = attrs.field(default=0, validator=v.ge(0))
     device: str = "auto"
 
 
+# command-line flags that set the inversion method's own settings, where the method has them
+METHOD_FLAGS = ("steps", "lr", "feature_weight", "feature_network", "feature_weights", "encoder", "encoder_steps",
+                "save_encoder")
+
+
 class Invert:
-    """Invert images into a checkpoint's latent space: reconstructions, latents and PSNR."""
+    """Invert images into a checkpoint's latent space with a registered method: reconstructions, latents, PSNR."""
 
     def __init__(self, config: InvertConfig) -> None:
         self.config = config
@@ -473,7 +467,8 @@ class Invert:
         parser.add_argument("checkpoint", help="run directory or checkpoint directory")
         parser.add_argument("images", help="a folder of .png files or a .npy array of images")
         parser.add_argument("--out", help="output directory (default: RUN/latent/invert-METHOD)")
-        parser.add_argument("--method", choices=METHODS, help="optimise, encoder or hybrid (default)")
+        parser.add_argument("--method", help="a registered inversion method: optimise, encoder, hybrid (default), "
+                                             "or a plugin's (ganforge plugins lists them)")
         parser.add_argument("--class", dest="class_index", type=int,
                             help="the class of the images, for a class-conditional generator")
         parser.add_argument("--space", choices=SPACES, help="latent space (w+ for a style generator, else z)")
@@ -488,54 +483,54 @@ class Invert:
         parser.add_argument("--seed", type=int)
         parser.add_argument("--device")
 
+    def settings(self, args: argparse.Namespace, manager: Any) -> InvertConfig:
+        """The command's settings with its flags merged in before structuring (a method named by
+        ``--method`` starts from its own defaults; a flag its config lacks is refused by name)."""
+        conv = make_converter(manager)
+        raw = conv.unstructure(self.config)
+        raw.update(_changes(args, {"space": "space", "seed": "seed", "device": "device"}))
+        method = getattr(args, "method", None)
+        if method and method != raw["method"]["name"]:
+            raw["method"] = {"name": method}
+        flags = _changes(args, {name: name for name in METHOD_FLAGS})
+        if flags:
+            registry = manager.registries["inversion"]
+            if raw["method"]["name"] in registry:
+                fields = {f.name for f in attrs.fields(registry.get(raw["method"]["name"]).config)}
+                for name in flags:
+                    if name not in fields:
+                        what = "trains no encoder" if name == "save_encoder" else f"has no {name} setting"
+                        raise ConfigError(f"--{name.replace('_', '-')}: method {raw['method']['name']!r} {what}")
+            raw["method"] = {**raw["method"], **flags}
+        return structure_as(InvertConfig, raw, manager, source="invert settings")
+
     def run(self, args: argparse.Namespace, manager: Any) -> int:
-        names = ("method", "space", "steps", "lr", "feature_weight", "feature_network", "feature_weights",
-                 "encoder_steps", "seed", "device")
-        config = _evolve(self.config, _changes(args, {k: k for k in names}), "invert")
-        save_to = _out_path(args.save_encoder, (".safetensors",), "--save-encoder") \
-            if getattr(args, "save_encoder", None) else None
+        if getattr(args, "save_encoder", None):  # a bad file name is refused before any work
+            _out_path(args.save_encoder, (".safetensors",), "--save-encoder")
+        config = self.settings(args, manager)
         device = resolve_device(config.device)
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
         trained = within_class(trained, getattr(args, "class_index", None), "invert")
-        out = Path(args.out) if getattr(args, "out", None) else run_dir(trained) / "latent" / f"invert-{config.method}"
+        name = config.method.name
+        out = Path(args.out) if getattr(args, "out", None) else run_dir(trained) / "latent" / f"invert-{name}"
         g = trained.module
         space = config.space or ("w+" if "w+" in space_names(g) else "z")
         check_space(g, space)
         images, names_ = load_images(args.images, tuple(trained.spec.shape))
         images = images.to(device)
-        inversion = _evolve(InversionConfig(), {"space": space, "steps": config.steps, "lr": config.lr,
-                                                "feature_weight": config.feature_weight,
-                                                "feature_network": config.feature_network,
-                                                "feature_weights": config.feature_weights}, "invert")
+        method = config.method.build()
         rng = torch.Generator(device).manual_seed(config.seed)
-        encoder: Any = None
-        encoder_record: dict[str, Any] = {}
-        if config.method != "optimise":
-            if getattr(args, "encoder", None):
-                encoder = load_encoder(args.encoder, trained, device=device)
-                encoder_record = {"file": str(args.encoder)}
-            else:
-                enc_cfg = _evolve(EncoderConfig(), {"space": space, "steps": config.encoder_steps,
-                                                    "base_channels": config.encoder_base_channels,
-                                                    "batch_size": config.encoder_batch_size}, "invert")
-                encoder, history = train_encoder(g, enc_cfg, generator_rng=rng, device=device)
-                encoder_record = {"trained_steps": config.encoder_steps, "final_loss": history["total"][-1]}
-            if save_to is not None:
-                save_encoder(save_to, encoder, trained)
-                encoder_record["saved"] = str(save_to)
-        elif save_to is not None:
-            raise ConfigError("--save-encoder: method 'optimise' trains no encoder")
-        latents, record = invert_images(g, images, config.method, inversion, encoder=encoder, generator_rng=rng)
+        latents, record = method.invert(trained, images, space=space, generator_rng=rng)
         with torch.no_grad():
             recon = render(g, latents, space)
         save_samples(torch.cat([images, recon]), out / "reconstruction.png", nrow=len(images))
         save_inverted(out / "latents.safetensors", latents, trained, space=space,
-                      meta={"method": config.method, "images": names_})
-        psnr = record["psnr"]
-        result = {"method": config.method, "space": space, "checkpoint": str(trained.checkpoint.path),
+                      meta={"method": name, "images": names_})
+        psnr = list(record["psnr"])
+        result = {"method": name, "space": space, "checkpoint": str(trained.checkpoint.path),
                   "images": names_, "psnr": psnr, "mean_psnr": sum(psnr) / len(psnr), "seconds": record["seconds"],
-                  "steps": record["steps"], "encoder": encoder_record,
+                  "steps": record["steps"], "encoder": record.get("encoder", {}),
                   "settings": make_converter(manager).unstructure(config)}
         text = json.dumps(result, indent=2) + "\n"
         _write_text(out / "inversion.json", text)

@@ -82,18 +82,17 @@ class Pix2Pix(Stateless):
         c = self.config
         pair = t.batch()
         x, y = pair["source"], pair["target"]
+        with t.phase("g"):  # G(x) once: D's step and G's step see the same output (and the same dropout)
+            fake = t.net("generator")(x)
         if self.adversarial:
             with t.phase("d"):  # max_D L_cGAN: real pairs (x, y) against fake pairs (x, G(x))
-                with torch.no_grad():
-                    fake = t.net("generator")(x)
                 D = t.net("discriminator")
-                real_logits, fake_logits = D(y, condition=x), D(fake, condition=x)
+                real_logits, fake_logits = D(y, condition=x), D(fake.detach(), condition=x)
                 d_loss = c.discriminator_scale * self.loss.discriminator_loss(real_logits, fake_logits)
                 t.minimise(d_loss, penalties=[t.context(
                     generator=t.module("generator"), discriminator=_Conditioned(t.module("discriminator"), x),
                     real=y, fake=fake, latents=x, real_logits=real_logits, fake_logits=fake_logits)])
-        with t.phase("g"):  # min_G L_cGAN + lambda L_L1
-            fake = t.net("generator")(x)
+        with t.phase("g"):  # min_G L_cGAN + lambda L_L1, against the discriminator just updated
             reconstruction = self.reconstruction(fake, y)
             t.log("reconstruction", reconstruction)
             g_loss = c.reconstruction_weight * reconstruction
