@@ -31,7 +31,8 @@ from torch import Tensor
 
 from .errors import CheckpointError, OutputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta.json records the procedure and the data spec of every kind of image it trained on
+READABLE = (1, 2)
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 META = "meta.json"
@@ -173,9 +174,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             raise ValueError("no integer 'step'")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint {ckpt}: {META} is corrupt ({exc})") from None
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in READABLE:
         raise CheckpointError(
-            f"checkpoint {ckpt} has format {meta.get('format')!r}; this ganforge reads format {FORMAT_VERSION}"
+            f"checkpoint {ckpt} has format {meta.get('format')!r}; this ganforge reads formats "
+            f"{', '.join(map(str, READABLE))}"
         )
     try:
         flat = safetensors.torch.load_file(str(ckpt / WEIGHTS), device=str(map_location))
@@ -195,13 +197,23 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     for key, value in flat.items():
         prefix, _, rest = key.partition(".")
         weights.setdefault(prefix, {})[rest] = value
-    return Checkpoint(
-        path=ckpt,
-        weights=weights,
-        state=state,
-        meta=meta,
-        config_toml=(ckpt / CONFIG).read_text(encoding="utf-8"),
-    )
+    config_toml = (ckpt / CONFIG).read_text(encoding="utf-8")
+    if meta["format"] == 1:
+        meta, config_toml = _from_format_1(meta, config_toml)
+    return Checkpoint(path=ckpt, weights=weights, state=state, meta=meta, config_toml=config_toml)
+
+
+def _from_format_1(meta: dict[str, Any], config_toml: str) -> tuple[dict[str, Any], str]:
+    """A format-1 checkpoint (before procedures) read as format 2: its one data spec is the ``gan``
+    procedure's, and its config gains the ``[procedure]`` table it did not have. Its weights load
+    unchanged; its training state is of the old loop's layout, so it cannot be resumed."""
+    meta = dict(meta)
+    if "data_spec" in meta:
+        meta["data_specs"] = {"data": meta.pop("data_spec")}
+    meta.setdefault("procedure", "gan")
+    if "[procedure]" not in config_toml:
+        config_toml = config_toml.rstrip("\n") + '\n\n[procedure]\nname = "gan"\n'
+    return meta, config_toml
 
 
 def load_weights(network: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:

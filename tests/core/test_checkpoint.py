@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -124,3 +125,24 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(
         capture_output=True, text=True, env=subprocess_env, timeout=300,
     )
     assert sample.returncode == 0, sample.stderr
+
+
+FORMAT_1 = Path(__file__).parent / "data" / "format1-checkpoint"  # written by ganforge before procedures
+
+
+def test_a_format_1_checkpoint_still_samples_and_refuses_to_resume(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from ganforge import load_generator
+    from ganforge.cli import main
+
+    ckpt = load_checkpoint(FORMAT_1)
+    assert ckpt.meta["format"] == 1 and ckpt.meta["procedure"] == "gan"
+    assert ckpt.meta["data_specs"]["data"]["shape"] == [1, 16, 16]
+    trained = load_generator(FORMAT_1)
+    samples = trained.sample(3, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (3, 1, 16, 16) and torch.isfinite(samples).all()
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_1, run / "checkpoints" / "step-00000001")
+    (run / "checkpoints" / "latest").write_text("step-00000001\n")
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "written by an earlier ganforge" in capsys.readouterr().err
