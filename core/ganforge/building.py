@@ -81,6 +81,11 @@ def _keywords(factory: Any) -> set[str] | None:
     return {p.name for p in parameters}
 
 
+def preview_seed(config: RunConfig) -> int:
+    """The seed of a run's fixed preview latents: the same grids during training and from a checkpoint."""
+    return config.train.seed + 2
+
+
 def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     params = list(params)
     if cfg.name == "adam":

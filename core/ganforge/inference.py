@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
-from .building import ConfigNetworkBuilder, build_procedure, build_sampler, prior_space, resolve_device
+from .building import ConfigNetworkBuilder, build_procedure, build_sampler, preview_seed, prior_space, resolve_device
 from .config import RunConfig, structure
 from .errors import CheckpointError, ConfigError
 from .manager import PluginManager, get_plugin_manager
@@ -75,7 +75,7 @@ class RunView:
         return self._run.networks[name]
 
     def latents(self, n: int, *, network: str = "generator", generator: torch.Generator | None = None) -> Tensor:
-        rng = generator or torch.Generator(self.device).manual_seed(self._run.config.train.seed + 2)
+        rng = generator or torch.Generator(self.device).manual_seed(preview_seed(self._run.config))
         space = prior_space(self._run.networks[network])
         return self._sampler.sample(n, space, device=self.device, generator=rng)
 

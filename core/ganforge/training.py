@@ -27,6 +27,7 @@ from .building import (
     build_procedure,
     build_sampler,
     make_optimizer,
+    preview_seed,
     resolve_device,
 )
 from .config import RunConfig, to_toml
@@ -104,7 +105,7 @@ class Trainer:
             progressive=[hook for r in self.roles.values()
                          if callable(hook := getattr(r.module, "set_training_progress", None))],
         )
-        self.preview_seed = seed + 2
+        self.preview_seed = preview_seed(config)
         self._stop_signal: int | None = None
         self.loggers: Loggers | None = None
 
@@ -314,7 +315,7 @@ class Trainer:
                 lr = optim[key].lr_at(u.step, steps)
                 for group in opt.param_groups:
                     group["lr"] = lr
-        for role in self.roles.values():
+        for role in self.roles.values():  # a callback or command may have left a network in eval mode
             role.module.train()
         self.procedure.train_step(u)
         u.step += 1

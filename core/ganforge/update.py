@@ -72,7 +72,7 @@ class StepInterface:
         self.amp_dtype = amp_dtype
         self.skip_nonfinite = skip_nonfinite
         self.progressive = list(progressive)
-        self._params = {k: [p for name, r in self.roles.items() if r.optimizer == k
+        self._params = {k: [p for r in self.roles.values() if r.optimizer == k
                             for p in r.module.parameters() if p.requires_grad] for k in self.optimizers}
         self._members = {k: [r.module for r in self.roles.values() if r.optimizer == k] for k in self.optimizers}
         self._averaged = {k: [self.emas[n] for n, r in self.roles.items() if r.optimizer == k and n in self.emas]

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import safetensors.torch
 import torch
@@ -251,6 +250,3 @@ def test_the_reference_comparison_can_fail() -> None:
     with torch.no_grad():
         assert float((net(*inputs) - expected).abs().max()) > 1e-4
 
-
-def test_the_layer_configs_are_attrs_classes() -> None:
-    assert all(attrs.has(c.config) for c in LAYERS)

@@ -38,7 +38,7 @@ def settings(procedure: str, root: Path, *extra: str) -> list[str]:
     return [f"data.root={json.dumps(str(root))}", "data.resolution=16", "data.limit=128", "data.test_limit=16",
             "train.batch_size=4", "output.progress=false", "output.log_every=1", "output.sample_every=4",
             "output.checkpoint_every=2", "output.keep_last=0", "procedure.grid_size=2",
-            "procedure.pool_size=6" if procedure == "cyclegan" else "procedure.grid_size=2", *NETS[procedure], *extra]
+            *(["procedure.pool_size=6"] if procedure == "cyclegan" else []), *NETS[procedure], *extra]
 
 
 def command(procedure: str, root: Path, out: Path, *extra: str, prefix: tuple[str, ...] = ()) -> list[str]:
