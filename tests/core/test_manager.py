@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ganforge import PluginError, UnknownComponentError
+from ganforge import PluginError, UnknownComponentError, get_plugin_manager
 from ganforge.cli import main
 from ganforge.manager import PluginLoadWarning, PluginManager
 
@@ -132,3 +132,14 @@ def test_plugins_command_lists_distribution_version_and_components(capsys: pytes
     assert "dcgan  [ganforge 0.1.0]  ganforge_plugins.models.dcgan" in out
     assert any(line.split()[:2] == ["generator", "dcgan"] for line in out.splitlines())
     assert any(line.split()[:2] == ["loss", "non-saturating"] for line in out.splitlines())
+
+
+def test_plugins_command_lists_every_layer_and_inversion_method(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    rows = {tuple(line.split()[:2]) for line in capsys.readouterr().out.splitlines()}
+    manager = get_plugin_manager()
+    for family in ("layer", "inversion"):
+        names = [c.name for c in manager.registries[family]]
+        assert len(names) >= 3, family
+        missing = [name for name in names if (family, name) not in rows]
+        assert not missing, f"{family}: {missing}"

@@ -33,7 +33,8 @@ def build(component: Component) -> nn.Module:
 
 
 def call(name: str, layer: nn.Module, x: Tensor, w: Tensor) -> Tensor:
-    out: Tensor = layer(x, w) if name in STYLED else layer(x)
+    styled = name in STYLED or hasattr(layer, "styles") or getattr(layer, "replaces_conv", False)
+    out: Tensor = layer(x, w) if styled else layer(x)
     return out
 
 
@@ -47,7 +48,7 @@ def inputs() -> tuple[Tensor, Tensor]:
 def test_the_design_cards_layers_are_registered() -> None:
     names = {c.name for c in LAYERS}
     assert {"pixel-norm", "minibatch-stddev", "adain", "noise-injection", "equalized-lr", "batch-norm",
-            "instance-norm", "layer-norm", "none"} <= names
+            "instance-norm", "layer-norm", "none", "relu", "leaky-relu", "silu", "elu"} <= names
     for component in LAYERS:  # a docstring with the formula or the paper, listed by `ganforge plugins`
         assert component.summary, component.name
 
@@ -112,6 +113,14 @@ def formula(name: str, layer: nn.Module, x: Tensor, w: Tensor) -> Tensor | None:
         return (x - mu) / (var + 1e-5).sqrt()
     if name == "none":
         return x
+    if name == "relu":
+        return torch.where(x > 0, x, torch.zeros_like(x))
+    if name == "leaky-relu":
+        return torch.where(x >= 0, x, 0.2 * x)
+    if name == "silu":
+        return x / (1 + torch.exp(-x))
+    if name == "elu":
+        return torch.where(x > 0, x, torch.exp(x) - 1)
     if name == "equalized-lr":
         weight = layer.weight * (math.sqrt(2) / math.sqrt(4 * 9))
         return torch.nn.functional.leaky_relu(torch.nn.functional.conv2d(x, weight, layer.bias, padding=1), 0.2)
@@ -188,6 +197,7 @@ REFERENCE = Path(__file__).parent / "data" / "reference_forward.safetensors"
 
 def networks() -> dict[str, Any]:
     from ganforge import DataSpec
+    from ganforge_plugins.layers.normalization import instance_norm_choice
     from ganforge_plugins.models import cdcgan, dcgan, mlp, patchgan, pggan, resnet_generator, stargan, stylegan, unet
 
     img, rgb = DataSpec(shape=(1, 16, 16)), DataSpec(shape=(3, 16, 16))
@@ -214,7 +224,7 @@ def networks() -> dict[str, Any]:
             resnet_generator.ResNetGeneratorConfig(base_channels=8, n_blocks=2), img),
         "patchgan": lambda: patchgan.PatchGANDiscriminator(patchgan.PatchGANConfig(base_channels=8, n_layers=2), img),
         "patchgan-instance": lambda: patchgan.PatchGANDiscriminator(
-            patchgan.PatchGANConfig(base_channels=8, n_layers=2, norm="instance"), rgb),
+            patchgan.PatchGANConfig(base_channels=8, n_layers=2, norm=instance_norm_choice(affine=True)), rgb),
         "stargan-d": lambda: stargan.StarGANDiscriminator(stargan.StarGANDiscriminatorConfig(base_channels=8),
                                                           DataSpec(shape=(1, 16, 16), num_classes=4)),
         "mlp-g": lambda: mlp.MLPGenerator(mlp.MLPGeneratorConfig(latent_dim=4, width=16, depth=2),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ganforge import ConfigError, DataSpec
+from ganforge import ConfigError, DataSpec, load_config
+from ganforge_plugins.layers.normalization import batch_norm_choice, instance_norm_choice, no_layer
 from ganforge_plugins.models.patchgan import PatchGANConfig, PatchGANDiscriminator, receptive_field
 from torch import nn
 
@@ -32,7 +33,7 @@ def test_default_is_the_70x70_patchgan() -> None:
 @pytest.mark.parametrize(("n_layers", "field"), [(1, 16), (2, 34), (3, 70), (4, 142)])
 def test_receptive_field_grows_with_n_layers_as_measured(n_layers: int, field: int) -> None:
     torch.manual_seed(0)
-    d = PatchGANDiscriminator(PatchGANConfig(n_layers=n_layers, base_channels=4, norm="none"),
+    d = PatchGANDiscriminator(PatchGANConfig(n_layers=n_layers, base_channels=4, norm=no_layer()),
                               DataSpec(shape=(3, 256, 256)))
     assert d.receptive_field == field
     assert field_by_probing(d, 256) == field
@@ -54,5 +55,23 @@ def test_patch_map_at_small_sizes_and_image_conditional_use() -> None:
 def test_too_small_images_and_bad_config_are_errors() -> None:
     with pytest.raises(ConfigError, match=r"discriminator\.n_layers: 5 stride-2 layers need images of at least 32x32"):
         PatchGANDiscriminator(PatchGANConfig(n_layers=5), DataSpec(shape=(1, 16, 16)))
-    with pytest.raises(ValueError, match="'norm' must be in"):
-        PatchGANConfig(norm="layer")
+    with pytest.raises(ConfigError, match=r"discriminator\.norm\.name: unknown layer 'layer'.*'layer-norm'"):
+        load_config(None, ["discriminator.name=patchgan", "discriminator.norm=layer"])
+
+
+# Counted on pytorch-CycleGAN-and-pix2pix's NLayerDiscriminator (n_layers = 3, ndf = 64): batch norm
+# without biases before it; instance norm without affine parameters, biases kept.
+REFERENCE = {("batch", 3): 2_765_633, ("batch", 6): 2_768_705, ("instance", 3): 2_764_737, ("instance", 6): 2_767_809}
+
+
+@pytest.mark.parametrize(("norm", "channels"), list(REFERENCE))
+def test_parameter_counts_equal_the_reference_implementations(norm: str, channels: int) -> None:
+    choice = batch_norm_choice() if norm == "batch" else instance_norm_choice()
+    d = PatchGANDiscriminator(PatchGANConfig(norm=choice), DataSpec(shape=(channels, 256, 256)))
+    assert sum(p.numel() for p in d.parameters()) == REFERENCE[norm, channels]
+
+
+def test_the_cyclegan_recipe_uses_the_references_instance_norm() -> None:
+    run = load_config(None, ["procedure.name=cyclegan"])
+    assert run.discriminator.params.norm.name == "instance-norm"
+    assert run.discriminator.params.norm.params.affine is False

@@ -91,7 +91,7 @@ def test_table2_discriminator_rows_shapes_and_parameters() -> None:
         rows += [("Conv 3x3", block.conv0, count(block.conv0)), ("Conv 3x3", block.conv1, count(block.conv1)),
                  ("Downsample", block.downsample, 0)]
     epilogue = d.blocks[0]
-    rows += [("Minibatch stddev", epilogue.mbstd, 0), ("Conv 3x3", epilogue.conv, count(epilogue.conv)),
+    rows += [("Minibatch stddev", epilogue.head, 0), ("Conv 3x3", epilogue.conv, count(epilogue.conv)),
              ("Conv 4x4", epilogue.conv4x4, count(epilogue.conv4x4)),
              ("Fully-connected", epilogue.fc, count(epilogue.fc))]
     with torch.device("meta"):

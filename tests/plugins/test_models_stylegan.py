@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from ganforge import ConfigError, DataSpec, StyleGenerator, load_config
 from ganforge_plugins import ops
+from ganforge_plugins.layers.adain import AdaIN
 from ganforge_plugins.models.pggan import PGGANDiscriminator, PGGANDiscriminatorConfig
 from ganforge_plugins.models.stylegan import (
-    AdaIN,
     StyleGANDiscriminator,
     StyleGANDiscriminatorConfig,
     StyleGANGenerator,
@@ -67,10 +67,10 @@ def test_adain_layer_output_has_per_channel_mean_y_b_and_std_abs_y_s() -> None:
     g = small()
     layer = g.blocks[2].layer1
     with torch.no_grad():
-        layer.adain.affine.weight.normal_()  # make the styles far from their initial (1, 0)
+        layer.style.affine.weight.normal_()  # make the styles far from their initial (1, 0)
         x = torch.randn(3, layer.channels, 16, 16)
         w = torch.randn(3, 16)
-        y_s, y_b = layer.adain.styles(w)
+        y_s, y_b = layer.style.styles(w)
         y = layer(x, w, "none")
         adain = AdaIN(layer.channels, 16)
         assert adain.affine.bias.tolist() == [1.0] * layer.channels + [0.0] * layer.channels  # y_s = 1, y_b = 0 + A w

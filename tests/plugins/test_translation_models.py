@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 from ganforge import ConfigError, DataSpec, Generator, Translator, get_plugin_manager
+from ganforge_plugins.layers.activation import relu_choice
+from ganforge_plugins.layers.normalization import batch_norm_choice, no_layer
 from ganforge_plugins.models.resnet_generator import ResidualBlock, ResNetGenerator, ResNetGeneratorConfig
 from ganforge_plugins.models.stargan import StarGANDiscriminator, StarGANDiscriminatorConfig
 from ganforge_plugins.models.unet import UNetConfig, UNetGenerator
@@ -133,7 +135,7 @@ def test_resnet_generator_uses_reflection_padding_and_instance_norm() -> None:
 
 
 def test_resnet_generator_residual_block_is_identity_when_its_body_is_zero() -> None:
-    block = ResidualBlock(4, "none")
+    block = ResidualBlock(4, no_layer(), relu_choice())
     for m in block.body:
         if isinstance(m, nn.Conv2d):
             nn.init.zeros_(m.weight)
@@ -197,3 +199,37 @@ def test_the_paper_stargan_generator_takes_indices_or_multi_hot_domain_vectors()
     assert multi.shape == (2, 1, 8, 8) and not torch.allclose(multi, by_index)
     with pytest.raises(ValueError, match="needs a target domain per image"):
         g(x)
+
+
+# -- the reference configurations, counted on pytorch-CycleGAN-and-pix2pix's networks -------------------
+
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_the_resnet_generators_match_the_reference_counts() -> None:
+    rgb = DataSpec(shape=(3, 256, 256))
+    assert count(ResNetGenerator(ResNetGeneratorConfig(), rgb)) == 11_378_179  # resnet_9blocks, instance norm
+    assert count(ResNetGenerator(ResNetGeneratorConfig(n_blocks=6), DataSpec(shape=(3, 128, 128)))) == 7_837_699
+    # batch norm: no bias before it, as the reference
+    assert count(ResNetGenerator(ResNetGeneratorConfig(norm=batch_norm_choice()), rgb)) == 11_383_427
+
+
+def test_the_unet_departs_from_the_reference_count_by_its_two_documented_biases() -> None:
+    # unet_256 and unet_128 with batch norm count 54,413,955 and 41,828,995 there; here the first and
+    # the innermost encoder convolutions keep a bias (64 + 512), as the module docstring says
+    assert count(UNetGenerator(UNetConfig(), DataSpec(shape=(3, 256, 256)))) == 54_413_955 + 576
+    assert count(UNetGenerator(UNetConfig(), DataSpec(shape=(3, 128, 128)))) == 41_828_995 + 576
+
+
+@pytest.mark.parametrize(("side", "layers", "expected"),
+                         [(256, None, [4, 5, 6]), (128, 2, [4, 5]), (128, None, [3, 4, 5])])
+def test_unet_dropout_sits_where_the_docstring_says(side: int, layers: int | None, expected: list[int]) -> None:
+    # the reference's dropout blocks read the 1024 channels of a 512-wide skip and produce 512: at 256x256
+    # the three decoder layers below the bottleneck, at 128x128 two; ganforge keeps three unless told
+    config = UNetConfig() if layers is None else UNetConfig(dropout_layers=layers)
+    g = UNetGenerator(config, DataSpec(shape=(3, side, side)))
+    dropped = [i for i, up in enumerate(g.up) if any(isinstance(m, nn.Dropout) for m in up.modules())]
+    assert dropped == expected
+    if side == 256 or layers == 2:  # the reference's layers
+        assert all(g.up[i][1].in_channels == 1024 and g.up[i][1].out_channels == 512 for i in dropped)

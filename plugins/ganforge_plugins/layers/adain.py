@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import attrs
 import torch
-from ganforge import ConfigError, hookimpl
+from ganforge import ConfigError, LayerChoice, hookimpl
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
@@ -50,6 +50,10 @@ def adain(config: AdaINConfig, *, channels: int, w_dim: int | None = None, **con
     if w_dim is None:
         raise ConfigError("adain is a style block: it needs a network that gives it a style (w_dim)")
     return AdaIN(channels, w_dim)
+
+
+def adain_choice() -> LayerChoice:
+    return LayerChoice(name="adain", params=AdaINConfig(), factory=adain)
 
 
 @hookimpl

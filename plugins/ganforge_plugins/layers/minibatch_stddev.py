@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import attrs
 from attrs import validators as v
-from ganforge import hookimpl
+from ganforge import LayerChoice, hookimpl
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
@@ -50,6 +50,10 @@ def minibatch_stddev(config: MinibatchStdDevConfig, *, channels: int, **context:
         raise ConfigError(f"minibatch-stddev.num_channels: {config.num_channels} must divide the {channels} "
                           "channels it sees")
     return MinibatchStdDev(config.group_size, config.num_channels)
+
+
+def minibatch_stddev_choice() -> LayerChoice:
+    return LayerChoice(name="minibatch-stddev", params=MinibatchStdDevConfig(), factory=minibatch_stddev)
 
 
 @hookimpl

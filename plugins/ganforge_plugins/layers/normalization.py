@@ -29,7 +29,7 @@ class BatchNormConfig:
 @attrs.frozen(kw_only=True)
 class InstanceNormConfig:
     eps: float = attrs.field(default=1e-5, validator=v.gt(0.0))
-    affine: bool = False  # the reference CycleGAN's; StarGAN's and ganforge's PatchGAN use affine = true
+    affine: bool = False  # the reference CycleGAN's; StarGAN's uses affine = true
     track_running_stats: bool = False
 
 
@@ -66,6 +66,10 @@ def no_norm(config: NoneConfig, *, channels: int, **context: object) -> nn.Modul
 
 def batch_norm_choice() -> LayerChoice:
     return LayerChoice(name="batch-norm", params=BatchNormConfig(), factory=batch_norm)
+
+
+def instance_norm_choice(**changes: object) -> LayerChoice:
+    return LayerChoice(name="instance-norm", params=InstanceNormConfig(**changes), factory=instance_norm)  # type: ignore[arg-type]
 
 
 def no_layer() -> LayerChoice:

@@ -11,7 +11,8 @@ resolution from 8 up. The discriminator mirrors the generator.
 
 Both take their normalisation by registered layer name (``norm``: the paper's ``batch-norm`` by
 default; ``pixel-norm`` gives PGGAN's generator normalisation, ``layer-norm`` the critic WGAN-GP
-recommends), and the discriminator an optional ``head`` before its last convolution
+recommends), their ``activation`` (``relu`` in the generator, ``leaky-relu`` with slope 0.2 in the
+discriminator) and the discriminator an optional ``head`` before its last convolution
 (``minibatch-stddev``, PGGAN's). A convolution followed by a normalisation has no bias.
 """
 
@@ -24,6 +25,7 @@ from attrs import validators as v
 from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl
 from torch import Tensor, nn
 
+from ganforge_plugins.layers.activation import leaky_relu_choice, relu_choice
 from ganforge_plugins.layers.normalization import batch_norm_choice, no_layer
 
 
@@ -33,13 +35,14 @@ class DCGANGeneratorConfig:
     base_channels: int = attrs.field(default=128, validator=v.ge(1))  # width at the last hidden layer
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
     norm: LayerChoice = attrs.field(factory=batch_norm_choice)  # after every hidden transposed conv
+    activation: LayerChoice = attrs.field(factory=relu_choice)  # after every hidden layer (Tanh at the output)
 
 
 @attrs.frozen(kw_only=True)
 class DCGANDiscriminatorConfig:
     base_channels: int = attrs.field(default=128, validator=v.ge(1))  # width after the first conv
     max_channels: int = attrs.field(default=1024, validator=v.ge(1))  # width at 4x4
-    leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    activation: LayerChoice = attrs.field(factory=leaky_relu_choice)  # slope 0.2 (section 3)
     # batch norm is the paper's. A gradient penalty is per sample, which batch norm breaks: WGAN-GP
     # (Gulrajani et al. 2017, section 4) drops it from the critic and recommends layer norm instead.
     norm: LayerChoice = attrs.field(factory=batch_norm_choice)
@@ -84,11 +87,11 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(config.latent_dim, ch[0], 4, 1, 0, bias=bias),  # [N, ch0, 4, 4]
             config.norm.build(channels=ch[0]),
-            nn.ReLU(inplace=True),
+            config.activation.build(channels=ch[0]),
         ]
         for c_in, c_out in pairwise(ch):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias), config.norm.build(channels=c_out),
-                       nn.ReLU(inplace=True)]
+                       config.activation.build(channels=c_out)]
         layers += [nn.ConvTranspose2d(ch[-1], data.channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
@@ -105,11 +108,11 @@ class DCGANDiscriminator(nn.Module):
         _check_image(data, "discriminator")
         self.num_classes = None
         ch = widths(data.resolution, config.base_channels, config.max_channels)[::-1]  # r/2 .. 4
-        slope = config.leaky_slope
-        layers: list[nn.Module] = [nn.Conv2d(data.channels, ch[0], 4, 2, 1), nn.LeakyReLU(slope, inplace=True)]
+        act = config.activation
+        layers: list[nn.Module] = [nn.Conv2d(data.channels, ch[0], 4, 2, 1), act.build(channels=ch[0])]
         for c_in, c_out in pairwise(ch):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=config.norm.name == "none"),
-                       config.norm.build(channels=c_out), nn.LeakyReLU(slope, inplace=True)]
+                       config.norm.build(channels=c_out), act.build(channels=c_out)]
         extra = 0
         if config.head.name != "none":  # only then a module of its own: the default keeps its weight names
             head = config.head.build(channels=ch[-1])

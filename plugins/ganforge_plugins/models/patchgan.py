@@ -12,6 +12,13 @@ For an image-conditional model (pix2pix) the discriminator scores ``concat(condi
 ``condition_channels`` to the condition's channel count. Departure: the stride-1 layers pad
 (1, 2) instead of (1, 1), so that the map is ``H / 2^n_layers`` per side (32x32 for a 256x256 input
 where pix2pix's is 30x30) and small images (16x16) still yield a map; the receptive field is the same.
+
+The normalisation (``norm``, batch norm by default) and the activation (``leaky-relu``, slope 0.2)
+are layers named in the config. As in pix2pix's code, a convolution before batch norm has no bias
+(beta absorbs it) and keeps one before any other layer; ``norm = "instance-norm"`` is the
+reference's instance norm without affine parameters (the CycleGAN discriminator: 2,764,737
+parameters at ``n_layers = 3`` on 3 channels, as pix2pix's code counts). Departure: with
+``norm = "none"`` the convolutions keep their biases, where the reference's drop them.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import ConfigError, DataSpec, hookimpl
+from ganforge import ConfigError, DataSpec, LayerChoice, hookimpl
 from torch import Tensor, nn
+
+from ganforge_plugins.layers.activation import leaky_relu_choice
+from ganforge_plugins.layers.normalization import batch_norm_choice
 
 
 @attrs.frozen(kw_only=True)
@@ -29,8 +39,8 @@ class PatchGANConfig:
     n_layers: int = attrs.field(default=3, validator=[v.ge(1), v.le(8)])  # 3 = the 70x70 PatchGAN
     base_channels: int = attrs.field(default=64, validator=v.ge(1))  # C64 first
     max_channels: int = attrs.field(default=512, validator=v.ge(1))  # C512 cap (8 x 64)
-    norm: str = attrs.field(default="batch", validator=v.in_(("batch", "instance", "none")))
-    leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    norm: LayerChoice = attrs.field(factory=batch_norm_choice)  # on every conv but the first and the last
+    activation: LayerChoice = attrs.field(factory=leaky_relu_choice)  # leaky ReLU 0.2 (appendix 6.1.2)
     condition_channels: int = attrs.field(default=0, validator=v.ge(0))  # > 0: image-conditional
 
 
@@ -51,14 +61,6 @@ class SamePad(nn.Module):
         return F.pad(x, (1, 2, 1, 2))
 
 
-def _norm(kind: str, c: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(c)
-    if kind == "instance":
-        return nn.InstanceNorm2d(c, affine=True)
-    return nn.Identity()
-
-
 class PatchGANDiscriminator(nn.Module):
     """PatchGAN (pix2pix's ``NLayerDiscriminator``): ``[N, C(+C'), H, W] -> [N, 1, H/2^n, W/2^n]``."""
 
@@ -73,24 +75,24 @@ class PatchGANDiscriminator(nn.Module):
                               f"{2**config.n_layers}x{2**config.n_layers}, got {h}x{w}")
         self.num_classes = None
         self.condition_channels = config.condition_channels
-        slope, base, cap = config.leaky_slope, config.base_channels, config.max_channels
-        use_bias = config.norm != "batch"
+        base, cap, norm, act = config.base_channels, config.max_channels, config.norm, config.activation
+        use_bias = norm.name != "batch-norm"
         width = [min(cap, base * 2**i) for i in range(config.n_layers + 1)]
         layers: list[nn.Module] = [nn.Conv2d(data.channels + config.condition_channels, width[0], 4, 2, 1),
-                                   nn.LeakyReLU(slope, inplace=True)]
+                                   act.build(channels=width[0])]
         for i in range(1, config.n_layers):
-            layers += [nn.Conv2d(width[i - 1], width[i], 4, 2, 1, bias=use_bias), _norm(config.norm, width[i]),
-                       nn.LeakyReLU(slope, inplace=True)]
+            layers += [nn.Conv2d(width[i - 1], width[i], 4, 2, 1, bias=use_bias), norm.build(channels=width[i]),
+                       act.build(channels=width[i])]
         n = config.n_layers
-        layers += [SamePad(), nn.Conv2d(width[n - 1], width[n], 4, 1, 0, bias=use_bias), _norm(config.norm, width[n]),
-                   nn.LeakyReLU(slope, inplace=True), SamePad(), nn.Conv2d(width[n], 1, 4, 1, 0)]
+        layers += [SamePad(), nn.Conv2d(width[n - 1], width[n], 4, 1, 0, bias=use_bias), norm.build(channels=width[n]),
+                   act.build(channels=width[n]), SamePad(), nn.Conv2d(width[n], 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
         for m in self.modules():  # pix2pix: N(0, 0.02) weights, N(1, 0.02) norm scales
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
+            elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d | nn.GroupNorm) and m.weight is not None:
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
 

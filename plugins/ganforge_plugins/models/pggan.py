@@ -29,6 +29,11 @@ nearest neighbour) and the discriminator average-pools its full-resolution input
 resolution, so that the engine sees fixed shapes. With ``progressive = false`` (the default, as
 the contract needs every parameter in use) both are the full networks of Table 2.
 
+The blocks are layers named in the config: the generator's ``norm`` (``pixel-norm``), both networks'
+``activation`` (``leaky-relu``, slope 0.2; fused into the equalised convolutions through
+``ops.bias_act``, so any activation with a ``bias_act`` spec) and the discriminator's ``head`` before
+its last block (``minibatch-stddev`` with ``group_size = 4``; ``head = "none"`` removes it).
+
 Departures: the generator's output goes through ``tanh`` (the engine's images are in ``[-1, 1]``;
 the paper's is linear), and the minibatch standard deviation is ``sqrt(var + eps) - sqrt(eps)``
 (exactly zero for identical samples; NVlabs' ``sqrt(var + eps)`` differs by the constant 1e-4).
@@ -46,8 +51,9 @@ from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl, 
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
+from ganforge_plugins.layers.activation import fused_activation, leaky_relu_choice
 from ganforge_plugins.layers.equalized import EqualizedConv2d, EqualizedLinear
-from ganforge_plugins.layers.minibatch_stddev import MinibatchStdDev
+from ganforge_plugins.layers.minibatch_stddev import minibatch_stddev_choice
 from ganforge_plugins.layers.pixel_norm import pixel_norm_choice
 
 # -- configs --------------------------------------------------------------------------------------
@@ -71,7 +77,7 @@ class PGGANGeneratorConfig(GrowthConfig):
     channel_max: int = attrs.field(default=128, validator=v.ge(1))  # Table 2: 512
     normalize_latents: bool = True  # pixel norm on z (appendix A.1)
     norm: LayerChoice = attrs.field(factory=pixel_norm_choice)  # after every conv (section 4.2)
-    leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    activation: LayerChoice = attrs.field(factory=leaky_relu_choice)  # leaky ReLU 0.2 (section 4.1)
 
     @classmethod
     def paper(cls, **changes: object) -> PGGANGeneratorConfig:
@@ -83,9 +89,8 @@ class PGGANGeneratorConfig(GrowthConfig):
 class PGGANDiscriminatorConfig(GrowthConfig):
     channel_base: int = attrs.field(default=2048, validator=v.ge(1))  # Table 2: 16384
     channel_max: int = attrs.field(default=128, validator=v.ge(1))  # Table 2: 512
-    mbstd_group_size: int = attrs.field(default=4, validator=v.ge(0))  # 0 disables the feature
-    mbstd_channels: int = attrs.field(default=1, validator=v.ge(1))
-    leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    head: LayerChoice = attrs.field(factory=minibatch_stddev_choice)  # before the 4x4 block (section 3)
+    activation: LayerChoice = attrs.field(factory=leaky_relu_choice)
 
     @classmethod
     def paper(cls, **changes: object) -> PGGANDiscriminatorConfig:
@@ -190,12 +195,12 @@ class Growing(nn.Module):
 class GeneratorBlock(nn.Module):
     """Upsample (nearest) -> conv 3x3 -> lrelu -> PN -> conv 3x3 -> lrelu -> PN (Table 2)."""
 
-    def __init__(self, c_in: int, c_out: int, *, slope: float, norm: LayerChoice) -> None:
+    def __init__(self, c_in: int, c_out: int, *, act: tuple[str, float], norm: LayerChoice) -> None:
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv0 = EqualizedConv2d(c_in, c_out, 3, act="lrelu", alpha=slope)
+        self.conv0 = EqualizedConv2d(c_in, c_out, 3, act=act[0], alpha=act[1])
         self.norm0 = norm.build(channels=c_out)
-        self.conv1 = EqualizedConv2d(c_out, c_out, 3, act="lrelu", alpha=slope)
+        self.conv1 = EqualizedConv2d(c_out, c_out, 3, act=act[0], alpha=act[1])
         self.norm1 = norm.build(channels=c_out)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -206,18 +211,18 @@ class GeneratorInput(nn.Module):
     """Latent -> 'conv 4x4' (a dense layer to 4x4xC, He gain sqrt(2)/4 as the original code) ->
     lrelu -> PN -> conv 3x3 -> lrelu -> PN."""
 
-    def __init__(self, latent_dim: int, c: int, *, slope: float, norm: LayerChoice) -> None:
+    def __init__(self, latent_dim: int, c: int, *, act: tuple[str, float], norm: LayerChoice) -> None:
         super().__init__()
-        self.channels, self.slope = c, slope
+        self.channels, self.act = c, act
         self.dense = EqualizedLinear(latent_dim, c * 16, bias=False, gain=math.sqrt(2) / 4)
         self.bias = nn.Parameter(torch.zeros(c))
         self.norm0 = norm.build(channels=c)
-        self.conv = EqualizedConv2d(c, c, 3, act="lrelu", alpha=slope)
+        self.conv = EqualizedConv2d(c, c, 3, act=act[0], alpha=act[1])
         self.norm1 = norm.build(channels=c)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.dense(z).reshape(-1, self.channels, 4, 4)  # [N, C, 4, 4]
-        x = self.norm0(ops.bias_act(x, self.bias, act="lrelu", alpha=self.slope, gain=1.0))
+        x = self.norm0(ops.bias_act(x, self.bias, act=self.act[0], alpha=self.act[1], gain=1.0))
         return self.norm1(self.conv(x))
 
 
@@ -233,9 +238,9 @@ class PGGANGenerator(Growing):
         self.latent_spaces = (LatentSpace(name="z", shape=(config.latent_dim,)),)
         self.num_classes = None
         ch = [channels_at(4 << i, config.channel_base, config.channel_max) for i in range(self.levels)]
-        slope, norm = config.leaky_slope, config.norm
-        self.blocks = nn.ModuleList([GeneratorInput(config.latent_dim, ch[0], slope=slope, norm=norm)])
-        self.blocks.extend(GeneratorBlock(ch[i - 1], ch[i], slope=slope, norm=norm) for i in range(1, self.levels))
+        act, norm = fused_activation(config.activation, "generator.activation"), config.norm
+        self.blocks = nn.ModuleList([GeneratorInput(config.latent_dim, ch[0], act=act, norm=norm)])
+        self.blocks.extend(GeneratorBlock(ch[i - 1], ch[i], act=act, norm=norm) for i in range(1, self.levels))
         # one toRGB per resolution the schedule visits (only the last one without growing)
         self.to_rgb = nn.ModuleDict({
             str(4 << i): EqualizedConv2d(ch[i], data.channels, 1, gain=1.0)
@@ -264,13 +269,13 @@ class DiscriminatorBlock(nn.Module):
     (2x2 average). With a FIR ``resample_filter`` (StyleGAN) the downsampling is a low-pass filter
     and 2x decimation between the two convolutions."""
 
-    def __init__(self, c_in: int, c_out: int, *, slope: float, resample_filter: Tensor | None) -> None:
+    def __init__(self, c_in: int, c_out: int, *, act: tuple[str, float], resample_filter: Tensor | None) -> None:
         super().__init__()
-        self.conv0 = EqualizedConv2d(c_in, c_in, 3, act="lrelu", alpha=slope)
+        self.conv0 = EqualizedConv2d(c_in, c_in, 3, act=act[0], alpha=act[1])
         self.fir = resample_filter is not None
         if self.fir:
             self.register_buffer("resample_filter", resample_filter)
-        self.conv1 = EqualizedConv2d(c_in, c_out, 3, act="lrelu", alpha=slope)
+        self.conv1 = EqualizedConv2d(c_in, c_out, 3, act=act[0], alpha=act[1])
         self.downsample = nn.Identity() if self.fir else nn.AvgPool2d(2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -281,18 +286,18 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4: minibatch stddev -> conv 3x3 -> lrelu -> conv 4x4 (valid) -> lrelu -> fully connected."""
+    """4x4: head (minibatch stddev) -> conv 3x3 -> lrelu -> conv 4x4 (valid) -> lrelu -> fully connected."""
 
-    def __init__(self, c: int, *, slope: float, group_size: int, mbstd_channels: int) -> None:
+    def __init__(self, c: int, *, act: tuple[str, float], head: LayerChoice) -> None:
         super().__init__()
-        self.mbstd = MinibatchStdDev(group_size, mbstd_channels) if group_size > 0 else nn.Identity()
-        extra = mbstd_channels if group_size > 0 else 0
-        self.conv = EqualizedConv2d(c + extra, c, 3, act="lrelu", alpha=slope)
-        self.conv4x4 = EqualizedConv2d(c, c, 4, act="lrelu", alpha=slope, padding=0)
+        self.head = head.build(channels=c, resolution=4)
+        extra = int(getattr(self.head, "extra_channels", 0))  # the feature maps the head appends
+        self.conv = EqualizedConv2d(c + extra, c, 3, act=act[0], alpha=act[1])
+        self.conv4x4 = EqualizedConv2d(c, c, 4, act=act[0], alpha=act[1], padding=0)
         self.fc = EqualizedLinear(c, 1, gain=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv4x4(self.conv(self.mbstd(x)))  # [N, C, 1, 1]
+        x = self.conv4x4(self.conv(self.head(x)))  # [N, C, 1, 1]
         return self.fc(x.flatten(1)).flatten()  # [N]
 
 
@@ -311,15 +316,14 @@ class PGGANDiscriminator(Growing):
         taps = getattr(config, "resample_filter", ())
         f = ops.setup_filter(list(taps)) if taps else None
         ch = [channels_at(4 << i, config.channel_base, config.channel_max) for i in range(self.levels)]
-        slope = config.leaky_slope
+        act = fused_activation(config.activation, "discriminator.activation")
         self.from_rgb = nn.ModuleDict({
-            str(4 << i): EqualizedConv2d(data.channels, ch[i], 1, act="lrelu", alpha=slope)
+            str(4 << i): EqualizedConv2d(data.channels, ch[i], 1, act=act[0], alpha=act[1])
             for i in range(self.start_level, self.levels)
         })
         # blocks[i] takes resolution 4 << i down to 2 << i; blocks[0] is the 4x4 epilogue
-        self.blocks = nn.ModuleList([DiscriminatorEpilogue(ch[0], slope=slope, group_size=config.mbstd_group_size,
-                                                           mbstd_channels=config.mbstd_channels)])
-        self.blocks.extend(DiscriminatorBlock(ch[i], ch[i - 1], slope=slope,
+        self.blocks = nn.ModuleList([DiscriminatorEpilogue(ch[0], act=act, head=config.head)])
+        self.blocks.extend(DiscriminatorBlock(ch[i], ch[i - 1], act=act,
                                               resample_filter=None if f is None else f.clone())
                            for i in range(1, self.levels))
 

@@ -26,6 +26,21 @@ The widths are ``min(channel_max, channel_base // resolution)``; the paper's 102
 (26.2M parameters) is ``channel_base = 16384, channel_max = 512`` (``StyleGANGeneratorConfig.paper()``);
 the defaults are narrower (2048, 128) for small images on a CPU.
 
+The blocks are layers named in the config: ``activation`` (``leaky-relu``, slope 0.2, fused into
+the equalised layers), the discriminator's ``head`` (``minibatch-stddev``) and the generator's
+``style``, the block through which ``w`` acts on every layer. A style layer is built with
+``channels``, ``in_channels``, ``w_dim``, ``resolution`` and ``kernel_size = 3`` and called as
+``layer(x, w)``. Two kinds:
+
+- one that normalises after the activation, as AdaIN (``adain``, the default; figure 1b:
+  conv -> noise -> bias -> lrelu -> style). Where it exposes ``styles(w) -> (y_s, y_b)`` and the
+  activation is leaky ReLU, the noise, bias, activation and AdaIN run as one op,
+  :func:`ganforge_plugins.ops.style_epilogue` (one fused kernel on a GPU);
+- one with ``replaces_conv = True``, which *is* the layer's convolution, as StyleGAN2's modulated
+  convolution (Karras et al. 2020, arXiv:1912.04958, figure 2c): modconv(x, w) -> noise -> bias ->
+  activation (with its He gain), and no normalisation after. Every layer then has a convolution,
+  also the first at 4x4 on the constant input.
+
 Noise: ``noise_mode`` "random" (training default), "const" (fixed per-layer noise buffers, the
 evaluation default, as NVlabs' generate.py) or "none". Departure: the output goes through ``tanh``
 so that images are in ``[-1, 1]`` as the engine expects (the paper's is linear).
@@ -40,11 +55,12 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
+from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl
 from torch import Tensor, nn
 
 from ganforge_plugins import ops
-from ganforge_plugins.layers.adain import AdaIN
+from ganforge_plugins.layers.activation import fused_activation, leaky_relu_choice
+from ganforge_plugins.layers.adain import adain_choice
 from ganforge_plugins.layers.equalized import EqualizedConv2d, EqualizedLinear
 from ganforge_plugins.models.pggan import (
     Growing,
@@ -83,7 +99,8 @@ class StyleGANGeneratorConfig(GrowthConfig):
     truncation_psi: float = attrs.field(default=1.0, validator=_psi)  # applied when sampling (eval mode)
     truncation_cutoff: int = attrs.field(default=0, validator=v.ge(0))  # truncate ws[:cutoff]; 0 = all
     resample_filter: tuple[float, ...] = attrs.field(default=(1.0, 2.0, 1.0), converter=tuple, validator=_taps)
-    leaky_slope: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    activation: LayerChoice = attrs.field(factory=leaky_relu_choice)  # leaky ReLU 0.2, also in the mapping
+    style: LayerChoice = attrs.field(factory=adain_choice)  # how w acts on every layer (eq. 1)
 
     @classmethod
     def paper(cls, **changes: object) -> StyleGANGeneratorConfig:
@@ -145,11 +162,11 @@ class MappingNetwork(nn.Module):
     """``z -> w``: pixel-normalised z through ``layers`` equalised dense layers with leaky ReLU and
     learning-rate multiplier ``lr_mul`` (StyleGAN figure 1b, appendix C)."""
 
-    def __init__(self, z_dim: int, w_dim: int, layers: int, *, lr_mul: float, slope: float) -> None:
+    def __init__(self, z_dim: int, w_dim: int, layers: int, *, lr_mul: float, act: tuple[str, float]) -> None:
         super().__init__()
         dims = [z_dim] + [w_dim] * layers
         self.layers = nn.Sequential(*[
-            EqualizedLinear(a, b, lr_mul=lr_mul, act="lrelu", alpha=slope) for a, b in itertools.pairwise(dims)
+            EqualizedLinear(a, b, lr_mul=lr_mul, act=act[0], alpha=act[1]) for a, b in itertools.pairwise(dims)
         ])
 
     def forward(self, z: Tensor) -> Tensor:
@@ -157,50 +174,73 @@ class MappingNetwork(nn.Module):
 
 
 class StyleLayer(nn.Module):
-    """(optional up-sampling ->) conv 3x3 -> noise -> bias -> lrelu -> AdaIN(style = A(w))."""
+    """(optional up-sampling ->) conv 3x3 -> noise -> bias -> activation -> style(x, w); with a style
+    that replaces the convolution: (up-sampling ->) style(x, w) -> noise -> bias -> activation."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, *, conv: bool, up: bool, slope: float,
-                 resample_filter: Tensor | None) -> None:
+    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, *, conv: bool, up: bool,
+                 act: tuple[str, float], style: LayerChoice, resample_filter: Tensor | None) -> None:
         super().__init__()
-        self.channels, self.up, self.slope = c_out, up, slope
+        self.channels, self.up, self.act = c_out, up, act
+        self.weight: nn.Parameter | None = None
         if conv:
             self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3))
             self.weight_gain = math.sqrt(2) / math.sqrt(c_in * 9)  # He constant (equalised lr)
-        else:
-            self.weight = None
         if up:
             self.register_buffer("resample_filter", resample_filter)
         self.noise_strength = nn.Parameter(torch.zeros(c_out))  # B in figure 1b, initialised to zero
         self.bias = nn.Parameter(torch.zeros(c_out))
-        self.adain = AdaIN(c_out, w_dim)
+        # built after the layer's own parameters, so that their order (the optimiser state's) is unchanged
+        self.style = style.build(channels=c_out, in_channels=c_in, w_dim=w_dim, resolution=resolution, kernel_size=3)
+        self.replaces_conv = bool(getattr(self.style, "replaces_conv", False))
+        if self.replaces_conv:  # the style layer is the convolution (dropped only now: the same draws as before)
+            del self.weight
+            self.weight = None
+        # noise, bias, lrelu and AdaIN as one op (one fused kernel where a backend has it)
+        self.fused = hasattr(self.style, "styles") and act[0] == "lrelu" and not self.replaces_conv
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
+        # checkpoints written before the style became a layer name it "adain"
+        self._register_load_state_dict_pre_hook(_rename_adain)
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str) -> Tensor:
         if self.up:
             x = ops.upsample2d(x, self.resample_filter)  # bilinear with [1, 2, 1]
-        if self.weight is not None:
+        if self.replaces_conv:
+            x = self.style(x, w)
+        elif self.weight is not None:
             x = F.conv2d(x, self.weight * self.weight_gain, padding=1)
         noise = None
         if noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         elif noise_mode == "const":
             noise = self.noise_const.to(x.dtype)
-        scale, shift = self.adain.styles(w)  # [N, C] each
-        # noise, bias, lrelu and AdaIN in one op (one fused kernel where a backend has it)
-        return ops.style_epilogue(x, noise, self.noise_strength, self.bias, scale, shift, alpha=self.slope, gain=1.0)
+        act, alpha = self.act
+        if self.fused:
+            scale, shift = self.style.styles(w)  # [N, C] each
+            return ops.style_epilogue(x, noise, self.noise_strength, self.bias, scale, shift, alpha=alpha, gain=1.0)
+        if noise is not None:
+            x = x + noise * self.noise_strength.to(x.dtype).reshape(1, -1, 1, 1)
+        if self.replaces_conv:  # StyleGAN2: the activation with its He gain, nothing after
+            return ops.bias_act(x, self.bias, act=act, alpha=alpha)
+        return self.style(ops.bias_act(x, self.bias, act=act, alpha=alpha, gain=1.0), w)
+
+
+def _rename_adain(state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "adain.")]:
+        state_dict[prefix + "style." + key[len(prefix + "adain."):]] = state_dict.pop(key)
 
 
 class SynthesisBlock(nn.Module):
     """Two style layers at one resolution: the 4x4 block starts from the learned constant."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, *, slope: float, f: Tensor) -> None:
+    def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, *, act: tuple[str, float],
+                 style: LayerChoice, f: Tensor) -> None:
         super().__init__()
         first = resolution == 4
         if first:
             self.const = nn.Parameter(torch.ones(c_out, 4, 4))  # learned constant input (NVlabs: ones)
-        self.layer0 = StyleLayer(c_in, c_out, w_dim, resolution, conv=not first, up=not first, slope=slope,
+        self.layer0 = StyleLayer(c_in, c_out, w_dim, resolution, conv=not first, up=not first, act=act, style=style,
                                  resample_filter=None if first else f.clone())
-        self.layer1 = StyleLayer(c_out, c_out, w_dim, resolution, conv=True, up=False, slope=slope,
+        self.layer1 = StyleLayer(c_out, c_out, w_dim, resolution, conv=True, up=False, act=act, style=style,
                                  resample_filter=None)
 
     def forward(self, x: Tensor | None, ws: Tensor, noise_mode: str) -> Tensor:
@@ -231,14 +271,17 @@ class StyleGANGenerator(Growing):
             LatentSpace(name="w", shape=(config.w_dim,)),
             LatentSpace(name="w+", shape=(self.num_ws, config.w_dim)),
         )
-        slope = config.leaky_slope
+        act = fused_activation(config.activation, "generator.activation")
+        if config.style.name == "none":
+            raise ConfigError("generator.style: 'none' is not a style block; name one that takes w, e.g. 'adain'")
         self.mapping_net = MappingNetwork(config.latent_dim, config.w_dim, config.mapping_layers,
-                                          lr_mul=config.mapping_lr_mul, slope=slope)
+                                          lr_mul=config.mapping_lr_mul, act=act)
         self.register_buffer("w_avg", torch.zeros(config.w_dim))
         f = ops.setup_filter(list(config.resample_filter))
         ch = [channels_at(4 << i, config.channel_base, config.channel_max) for i in range(self.levels)]
         self.blocks = nn.ModuleList(
-            SynthesisBlock(ch[max(i - 1, 0)], ch[i], config.w_dim, 4 << i, slope=slope, f=f) for i in range(self.levels)
+            SynthesisBlock(ch[max(i - 1, 0)], ch[i], config.w_dim, 4 << i, act=act, style=config.style, f=f)
+            for i in range(self.levels)
         )
         self.to_rgb = nn.ModuleDict({
             str(4 << i): EqualizedConv2d(ch[i], data.channels, 1, gain=1.0)

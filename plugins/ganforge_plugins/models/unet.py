@@ -14,6 +14,19 @@ power-of-two image to a 1x1 bottleneck as ``unet_256`` does at 256x256. The netw
 image-conditional: as a member of the generator family its one latent space ``x`` is the source
 image ``[in_channels, H, W]``, so ``g(x)`` is both :class:`ganforge.Generator` and
 :class:`ganforge.Translator`.
+
+The normalisation (``norm``, batch norm by default) and the encoder's and decoder's activations
+(``encoder_activation``: leaky ReLU 0.2, ``decoder_activation``: ReLU) are layers named in the
+config. A convolution before batch norm has no bias, as in pix2pix's code. Departures from that
+code (pytorch-CycleGAN-and-pix2pix ``UnetGenerator``), each kept so that small images train well:
+
+- the two encoder convolutions that no normalisation follows (the first and the innermost) keep
+  their biases, where the reference drops them with batch norm: +576 parameters at ``unet_256``
+  (54,414,531 here, 54,413,955 there) and at ``unet_128``;
+- dropout sits on the ``dropout_layers = 3`` decoder layers right below the bottleneck at every
+  depth; the reference puts it on ``num_downs - 5`` layers (3 at 256x256, the same layers as here,
+  but 2 at 128x128 and none below 64x64, where the generator would then have no noise at all). Set
+  ``dropout_layers = 2`` for the reference's ``unet_128``.
 """
 
 from __future__ import annotations
@@ -23,10 +36,11 @@ import math
 import attrs
 import torch
 from attrs import validators as v
-from ganforge import ConfigError, DataSpec, LatentSpace, hookimpl
+from ganforge import ConfigError, DataSpec, LatentSpace, LayerChoice, hookimpl
 from torch import Tensor, nn
 
-NORMS = ("batch", "instance", "none")
+from ganforge_plugins.layers.activation import leaky_relu_choice, relu_choice
+from ganforge_plugins.layers.normalization import batch_norm_choice
 
 
 @attrs.frozen(kw_only=True)
@@ -35,17 +49,11 @@ class UNetConfig:
     base_channels: int = attrs.field(default=64, validator=v.ge(1))  # C64 first
     max_channels: int = attrs.field(default=512, validator=v.ge(1))  # C512 cap
     depth: int | None = attrs.field(default=None, validator=v.optional([v.ge(2), v.le(12)]))  # None: to 1x1
-    norm: str = attrs.field(default="batch", validator=v.in_(NORMS))
+    norm: LayerChoice = attrs.field(factory=batch_norm_choice)  # all but the outermost and innermost encoder layer
+    encoder_activation: LayerChoice = attrs.field(factory=leaky_relu_choice)  # leaky ReLU 0.2 (appendix 6.1.1)
+    decoder_activation: LayerChoice = attrs.field(factory=relu_choice)
     dropout: float = attrs.field(default=0.5, validator=[v.ge(0.0), v.lt(1.0)])
     dropout_layers: int = attrs.field(default=3, validator=v.ge(0))  # decoder layers below the bottleneck
-
-
-def _norm(kind: str, c: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(c)
-    if kind == "instance":
-        return nn.InstanceNorm2d(c)
-    return nn.Identity()
 
 
 def widths(base: int, cap: int, depth: int) -> list[int]:
@@ -73,7 +81,8 @@ class UNetGenerator(nn.Module):
         self.depth = depth
         self.latent_spaces = (LatentSpace(name="x", shape=(self.in_channels, h, w)),)
         width = widths(config.base_channels, config.max_channels, depth)
-        bias = config.norm != "batch"
+        norm, down_act, up_act = config.norm, config.encoder_activation, config.decoder_activation
+        bias = norm.name != "batch-norm"
         self.down = nn.ModuleList()
         for i in range(depth):
             if i == 0:
@@ -81,16 +90,18 @@ class UNetGenerator(nn.Module):
                 continue
             inner = i == depth - 1  # the bottleneck: no norm (a 1x1 map of one sample has no statistics)
             conv = nn.Conv2d(width[i - 1], width[i], 4, 2, 1, bias=bias or inner)
-            norm = nn.Identity() if inner else _norm(config.norm, width[i])
-            self.down.append(nn.Sequential(nn.LeakyReLU(0.2), conv, norm))
+            after = nn.Identity() if inner else norm.build(channels=width[i])
+            self.down.append(nn.Sequential(down_act.build(channels=width[i - 1]), conv, after))
         self.up = nn.ModuleList()  # up[i] produces the map at level i - 1 (the image for i = 0)
         for i in range(depth):
             in_ch = width[i] if i == depth - 1 else 2 * width[i]  # the innermost has no skip to read
             if i == 0:
-                self.up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(in_ch, c, 4, 2, 1), nn.Tanh()))
+                self.up.append(nn.Sequential(up_act.build(channels=in_ch), nn.ConvTranspose2d(in_ch, c, 4, 2, 1),
+                                             nn.Tanh()))
                 continue
-            layers: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(in_ch, width[i - 1], 4, 2, 1, bias=bias),
-                                       _norm(config.norm, width[i - 1])]
+            layers: list[nn.Module] = [up_act.build(channels=in_ch),
+                                       nn.ConvTranspose2d(in_ch, width[i - 1], 4, 2, 1, bias=bias),
+                                       norm.build(channels=width[i - 1])]
             if depth - 1 - config.dropout_layers <= i < depth - 1 and config.dropout > 0:
                 layers.append(nn.Dropout(config.dropout))  # pix2pix: the 3 decoder layers below the bottleneck
             self.up.append(nn.Sequential(*layers))

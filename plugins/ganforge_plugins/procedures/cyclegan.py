@@ -68,7 +68,7 @@ class CycleGAN:
 
     defaults: Mapping[str, Any] = {
         "generator": {"name": "resnet-generator", "n_blocks": 9},
-        "discriminator": {"name": "patchgan", "norm": "instance"}, "loss": {"name": "lsgan"},
+        "discriminator": {"name": "patchgan", "norm": "instance-norm"}, "loss": {"name": "lsgan"},
         **paper_schedule(2e-4, batch_size=1),
     }
 

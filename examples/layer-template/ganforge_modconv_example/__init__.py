@@ -1,0 +1,1 @@
+"""An example third-party ganforge layer: StyleGAN2's modulated convolution."""
