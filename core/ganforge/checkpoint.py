@@ -10,7 +10,9 @@ A checkpoint is a directory ``RUN/checkpoints/step-NNNNNNNN/`` holding
 
 It is written into a temporary directory beside its final place, every file fsynced, then renamed;
 ``checkpoints/latest`` names the newest complete one and is replaced atomically afterwards. A crash
-at any moment therefore leaves the previous checkpoint complete and ``latest`` pointing at it.
+at any moment therefore leaves the previous checkpoint complete and ``latest`` pointing at it. A
+checkpoint whose weights are not all finite is never written. ``latest`` is followed only to a
+checkpoint of its own directory (``step-NNNNNNNN``), never to an absolute path or out through ``..``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +32,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from .errors import CheckpointError, OutputError
+from .errors import CheckpointError, GanforgeError, OutputError
 
 FORMAT_VERSION = 2  # 2: meta.json records the procedure and the data spec of every kind of image it trained on
 READABLE = (1, 2)
@@ -39,6 +42,15 @@ META = "meta.json"
 CONFIG = "config.toml"
 LATEST = "latest"
 _REQUIRED = (WEIGHTS, STATE, META, CONFIG)
+_STEP = re.compile(r"step-\d{8}")
+
+
+class NonFiniteWeightsError(GanforgeError):
+    """A checkpoint was refused because some network's weights are NaN or infinite."""
+
+    def __init__(self, networks: list[str]) -> None:
+        super().__init__(f"non-finite weights in {', '.join(networks)}")
+        self.networks = networks
 
 
 def _fsync_path(path: Path) -> None:
@@ -99,19 +111,25 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint ``step`` under ``directory`` (``RUN/checkpoints``) and point ``latest`` at it.
 
-    ``keep_last > 0`` then deletes older checkpoints beyond the newest ``keep_last``.
+    Raises :class:`NonFiniteWeightsError`, writing nothing, when a network's weights are not all
+    finite. ``keep_last > 0`` then deletes older checkpoints beyond the newest ``keep_last``.
     """
+    tensors = {
+        f"{prefix}.{key}": value.detach().to("cpu").contiguous()
+        for prefix, net in networks.items()
+        for key, value in net.state_dict().items()
+    }
+    poisoned = sorted({key.partition(".")[0] for key, t in tensors.items()
+                       if t.is_floating_point() and not bool(torch.isfinite(t).all())})
+    if poisoned:
+        raise NonFiniteWeightsError(poisoned)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / step_name(step)
     tmp = directory / f".tmp-{step_name(step)}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    aside = directory / f".replaced-{step_name(step)}-{os.getpid()}"
     try:
-        tensors = {
-            f"{prefix}.{key}": value.detach().to("cpu").contiguous()
-            for prefix, net in networks.items()
-            for key, value in net.state_dict().items()
-        }
         safetensors.torch.save_file(tensors, str(tmp / WEIGHTS))
         torch.save(dict(state), tmp / STATE)
         full_meta = {"format": FORMAT_VERSION, "step": step, "torch": torch.__version__, **meta}
@@ -120,17 +138,38 @@ def save_checkpoint(
         for name in _REQUIRED:
             _fsync_path(tmp / name)
         _fsync_path(tmp)
-        if final.exists():  # a run restarted from an earlier checkpoint writes this step again
-            shutil.rmtree(final)
+        if final.exists():  # a run restarted from an earlier checkpoint writes this step again:
+            os.rename(final, aside)  # set aside, not deleted, until the new one is in place
         os.rename(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside.exists() and not final.exists():
+            os.rename(aside, final)
         raise OutputError(f"could not write checkpoint {final}: {exc}") from exc
     _fsync_path(directory)
     atomic_write_text(directory / LATEST, final.name + "\n")
+    shutil.rmtree(aside, ignore_errors=True)
     if keep_last > 0:
         _prune(directory, keep_last, protect=final.name)
     return final
+
+
+def recover(directory: Path) -> None:
+    """Undo what a writer killed mid-checkpoint left in ``directory`` (``RUN/checkpoints``), to be
+    called while holding the run's lock: a checkpoint set aside for its replacement goes back if the
+    replacement never arrived, and partial writes and stale ``latest`` temporaries are removed."""
+    if not directory.is_dir():
+        return
+    for aside in directory.glob(".replaced-step-*"):
+        final = directory / aside.name.removeprefix(".replaced-").rsplit("-", 1)[0]
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(aside, final)
+    for stale in directory.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in directory.glob(f".{LATEST}.tmp-*"):
+        stale.unlink(missing_ok=True)
 
 
 def _prune(directory: Path, keep_last: int, *, protect: str) -> None:
@@ -152,14 +191,27 @@ def find_checkpoint(path: str | Path) -> Path:
     for directory in (path / "checkpoints", path):
         latest = directory / LATEST
         if latest.is_file():
-            target = directory / latest.read_text(encoding="utf-8").strip()
-            if target.is_dir():
-                return target
-            raise CheckpointError(f"{latest} names {target.name}, which does not exist")
+            return _follow(latest)
     raise CheckpointError(
         f"{str(path)!r} is not a checkpoint: expected a run directory, its checkpoints/ directory, "
         f"or a checkpoint directory holding {', '.join(_REQUIRED)}"
     )
+
+
+def _follow(latest: Path) -> Path:
+    """The checkpoint ``latest`` names: a ``step-NNNNNNNN`` directory beside it, nothing else."""
+    try:
+        name = latest.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{latest} cannot be read ({exc})") from None
+    if not _STEP.fullmatch(name):
+        raise CheckpointError(f"{latest} names {name[:200]!r}, which is not a checkpoint of this run: expected "
+                              "a name like step-00000500 in the same directory; resume from a checkpoint of the run "
+                              "instead (--resume RUN/checkpoints/step-NNNNNNNN)")
+    target = latest.parent / name
+    if target.is_symlink() or not target.is_dir():
+        raise CheckpointError(f"{latest} names {name}, which does not exist in {latest.parent}")
+    return target
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import tomllib
@@ -15,9 +16,9 @@ from typing import Any
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, recover
 from .config import RunConfig, load_config, load_settings, structure, to_toml
-from .errors import ConfigError, GanforgeError, OutputError
+from .errors import CheckpointError, ConfigError, GanforgeError, OutputError
 from .inference import load_generator
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
 from .rundir import prepare_run_dir
@@ -66,12 +67,32 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
         cmd.add_argument("-c", "--config", dest="command_config", metavar="FILE",
                          help=f"TOML file with settings for {component.name}")
         cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a setting, e.g. --set seeds=[0,1] (repeatable)")
+                         help=f"override a setting, e.g. --set {_example_setting(component.config)} (repeatable)")
         add_arguments = getattr(component.factory, "add_arguments", None)
         if callable(add_arguments):
             add_arguments(cmd)
         cmd.set_defaults(plugin_command=component.name)
     return parser
+
+
+def _example_setting(config: Any) -> str:
+    """A ``KEY=VALUE`` of the command's own settings for its ``--help``: a list field if it has one."""
+    import attrs
+
+    fields = [f for f in attrs.fields(config) if not f.name.startswith("_")] if attrs.has(config) else []
+    for f in sorted(fields, key=lambda f: not isinstance(f.default, list | tuple)):
+        default = f.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if isinstance(default, bool):
+            return f"{f.name}={str(not default).lower()}"
+        if isinstance(default, list | tuple) and all(isinstance(x, int | float) for x in default):
+            return f"{f.name}=[{','.join(map(str, default or (0, 1)))}]"
+        if isinstance(default, int | float):
+            return f"{f.name}={default}"
+        if isinstance(default, str):
+            return f"{f.name}={default or 'NAME'}"
+    return "KEY=VALUE"
 
 
 def cmd_plugin(args: argparse.Namespace, manager: PluginManager) -> int:
@@ -88,43 +109,93 @@ def _default_out(config: RunConfig) -> Path:
     return Path("runs") / f"{config.data.name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# what --resume may change: how long the run trains, where it runs, what it writes, and the
+# learning-rate schedule; the rest is what the checkpoint's optimisers, data order and networks hold
+RESUMABLE = ("train.steps", "train.device", "output.", "optim.g.decay_start", "optim.d.decay_start")
+
+
 def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
     # torchrun restarts a failed or preempted job with the same command line: continue that run
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     if restarted and args.out and not args.resume and (Path(args.out) / "checkpoints" / "latest").is_file():
         args.resume, args.out, args.init_from = args.out, None, None
-    if args.resume:
-        if args.init_from:
-            raise ConfigError("--resume and --init-from exclude each other: --resume continues a run exactly, "
-                              "--init-from starts a new run from weights only")
-        run_dir = Path(args.resume)
-        checkpoint = load_checkpoint(run_dir)
-        config = structure(
-            _merge_overrides(tomllib.loads(checkpoint.config_toml), args.overrides), manager,
-            source=f"config of {checkpoint.path}",
-        )
-        trainer = Trainer(config, run_dir, manager=manager)
-        trainer.load_training_state(checkpoint)
-        if trainer.dist.is_writer:
-            prepare_run_dir(run_dir, resume=True)
-            print(f"resuming {run_dir} from step {trainer.step}", file=sys.stderr)
-    else:
-        config = load_config(args.config, args.overrides, manager)
-        if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ConfigError("--out: a distributed run needs an explicit run directory shared by all ranks")
-        out = Path(args.out) if args.out else _default_out(config)
-        source = load_checkpoint(args.init_from) if args.init_from else None
-        trainer = Trainer(config, out, manager=manager)  # builds data and networks: fails before any write
-        if source is not None:
-            trainer.load_weights_from(source)
-        if trainer.dist.is_writer:
-            prepare_run_dir(out)
-            origin = f" from the weights of {source.path}" if source is not None else ""
-            what = config.generator.name if config.procedure.name == "gan" else config.procedure.name
-            print(f"training {what} on {config.data.name}{origin} -> {out}", file=sys.stderr)
-    last = trainer.fit()
+    writer = int(os.environ.get("RANK", "0")) == 0
+    lock = None
+    try:
+        if args.resume:
+            if args.init_from:
+                raise ConfigError("--resume and --init-from exclude each other: --resume continues a run exactly, "
+                                  "--init-from starts a new run from weights only")
+            run_dir, from_checkpoint = _resume_target(Path(args.resume))
+            if writer:  # the lock first: nothing else may write the run while it is read and continued
+                lock = prepare_run_dir(run_dir, resume=True)
+                recover(run_dir / "checkpoints")
+            checkpoint = load_checkpoint(from_checkpoint or run_dir)
+            recorded = tomllib.loads(checkpoint.config_toml)
+            config = structure(_merge_overrides(recorded, args.overrides), manager,
+                               source=f"config of {checkpoint.path}")
+            _check_resumable(structure(recorded, manager, source=f"config of {checkpoint.path}"), config, manager)
+            trainer = Trainer(config, run_dir, manager=manager)
+            trainer.load_training_state(checkpoint)
+            if writer:
+                print(f"resuming {run_dir} from step {trainer.step} ({checkpoint.path.name})", file=sys.stderr)
+        else:
+            config = load_config(args.config, args.overrides, manager)
+            if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise ConfigError("--out: a distributed run needs an explicit run directory shared by all ranks")
+            out = Path(args.out) if args.out else _default_out(config)
+            source = load_checkpoint(args.init_from) if args.init_from else None
+            trainer = Trainer(config, out, manager=manager)  # builds data and networks: fails before any write
+            if source is not None:
+                trainer.load_weights_from(source)
+            if trainer.dist.is_writer:
+                lock = prepare_run_dir(out)
+                origin = f" from the weights of {source.path}" if source is not None else ""
+                what = config.generator.name if config.procedure.name == "gan" else config.procedure.name
+                print(f"training {what} on {config.data.name}{origin} -> {out}", file=sys.stderr)
+        last = trainer.fit()
+    finally:
+        if lock is not None:
+            lock.release()
+    if trainer.stopped_by is not None:
+        name = signal.Signals(trainer.stopped_by).name
+        print(f"stopped by {name} at step {trainer.step} of {trainer.config.train.steps}; checkpoint {last}. "
+              f"Continue with: ganforge train --resume {trainer.out}", file=sys.stderr)
+        return 128 + trainer.stopped_by  # as a shell reports a process ended by that signal
     print(f"done: {trainer.step} steps, {trainer.images_seen} images; checkpoint {last}", file=sys.stderr)
     return 0
+
+
+def _resume_target(path: Path) -> tuple[Path, Path | None]:
+    """``(run directory, checkpoint or None for its latest)`` from what ``--resume`` was given: a
+    run directory, or one checkpoint of a run (``RUN/checkpoints/step-NNNNNNNN``)."""
+    if not path.exists():
+        raise CheckpointError(f"--resume {str(path)!r}: no such run directory")
+    if (path / "meta.json").is_file():  # a checkpoint (which holds a config.toml too)
+        if path.parent.name == "checkpoints" and (path.parent.parent / "config.toml").is_file():
+            return path.parent.parent, path
+        raise CheckpointError(f"--resume {str(path)!r} is a checkpoint outside a run directory; resume its run, or "
+                              "start a new run from its weights with --init-from")
+    if (path / "checkpoints").is_dir():
+        return path, None
+    raise CheckpointError(f"--resume {str(path)!r}: expected a run directory (holding checkpoints/) or one of its "
+                          "checkpoints (RUN/checkpoints/step-NNNNNNNN)")
+
+
+def _check_resumable(recorded: RunConfig, config: RunConfig, manager: PluginManager) -> None:
+    """Refuse an override a resumed run would not honour (its optimisers, data order and networks come
+    from the checkpoint), so that the config the run records is always the one in effect."""
+    from .config import flatten, to_dict
+
+    before, after = flatten(to_dict(recorded, manager)), flatten(to_dict(config, manager))
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    refused = [k for k in changed if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
+    if refused:
+        shown = ", ".join(f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in refused[:5])
+        raise ConfigError(f"--set on --resume: {shown}: a resumed run continues with the settings its checkpoint "
+                          f"was trained with; it may change only train.steps, train.device, output.* and the "
+                          f"learning-rate schedule (optim.*.decay_start). Start a new run from its weights with "
+                          f"--init-from to change the rest")
 
 
 def _merge_overrides(raw: dict[str, object], overrides: Sequence[str]) -> dict[str, object]:
@@ -210,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before training started or after it ended: training itself stops at a step
         print("ganforge: interrupted", file=sys.stderr)
         return 130
 

@@ -19,6 +19,7 @@ another config class.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -280,9 +281,11 @@ def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
     conv.register_structure_hook(
         int, _strict("an integer", lambda x: isinstance(x, int) and not isinstance(x, bool))
     )
+    # nan and inf pass every bound (inf > 0 holds; nan compares false both ways): no setting takes them
     conv.register_structure_hook(
         float,
-        _strict("a number", lambda x: isinstance(x, int | float) and not isinstance(x, bool), float),
+        _strict("a finite number",
+                lambda x: isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x), float),
     )
     conv.register_structure_hook(str, _strict("a string", lambda x: isinstance(x, str)))
 
@@ -392,6 +395,9 @@ def parse_override(item: str) -> dict[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+        if "," in value and not value.startswith(("[", "{", "'", '"')):
+            raise ConfigError(f"--set {item!r}: {value!r} is not one value; write a list in brackets, "
+                              f"{key}=[{value}], or quote a string, {key}='{value}'") from None
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")
@@ -497,6 +503,17 @@ def to_dict(config: RunConfig, manager: PluginManager | None = None) -> dict[str
     field that may be ``None`` must default to ``None`` for the round trip to hold."""
     result: dict[str, Any] = _drop_none(make_converter(manager).unstructure(config))
     return result
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"g": {"lr": 1e-4}}} -> {"optim.g.lr": 1e-4}``; lists are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def to_toml(config: RunConfig, manager: PluginManager | None = None) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,21 +17,102 @@ from .errors import GanforgeError, OutputError
 from .manager import PluginManager
 from .protocols import Logger
 
+LOCK = ".lock"
+_RUN_MARKERS = ("config.toml", "checkpoints")
 
-def prepare_run_dir(out: Path, *, resume: bool = False) -> None:
-    """Create ``out`` (or check it for a resume) and prove it writable before any training."""
-    if not resume and out.exists() and ((out / "config.toml").exists() or (out / "checkpoints").exists()):
-        raise OutputError(
-            f"output directory {str(out)!r} already holds a run; choose another --out so that its "
-            "checkpoints and samples are not overwritten"
-        )
+
+class RunLock:
+    """Exclusive ownership of a run directory: an OS file lock (``flock``) on ``RUN/.lock``, held
+    while the run writes and released when the process exits, also when it is killed, since the
+    kernel drops the lock with the process. The file records the owner's pid and host for the
+    message another writer gets."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write to output directory {str(self.path.parent)!r}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_owner(fd)
+            os.close(fd)
+            raise OutputError(f"run directory {str(self.path.parent)!r} is in use by {owner}; wait for it to "
+                              "finish (or stop it), or choose another --out") from None
+        self._fd = fd
+        return self
+
+    def record_owner(self) -> None:
+        """Write this process's pid and host into the lock file, for the message a second writer gets
+        (only once the run is accepted: a refused writer leaves the file as it was)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.ctime()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_owner(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return f"another ganforge process ({text})" if text else "another ganforge process"
+
+
+def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
+    """Create ``out``, take its lock and check it, before the run writes anything: a new run needs a
+    directory that is empty or does not exist yet (a run's directory, or one holding the user's own
+    files, is refused, naming what is there); a resumed one must be a run. Returns the held lock;
+    the caller releases it when the run ends."""
+    if not resume:
+        _check_new(out)  # before the lock file too: a directory of the user's gets nothing written into it
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{id(out)}"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
         raise OutputError(f"cannot write to output directory {str(out)!r}: {exc.strerror or exc}") from None
+    lock = RunLock(out).acquire()
+    try:
+        if not resume:
+            _check_new(out)  # again under the lock: two writers started together cannot both find it empty
+        probe = out / f".write-probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputError(f"cannot write to output directory {str(out)!r}: {exc.strerror or exc}") from None
+        lock.record_owner()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_new(out: Path) -> None:
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    if any(name in entries for name in _RUN_MARKERS):
+        raise OutputError(f"output directory {str(out)!r} already holds a run; choose another --out so that "
+                          "its checkpoints and samples are not overwritten (or --resume it)")
+    if entries:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        raise OutputError(f"output directory {str(out)!r} is not empty and is not a ganforge run (it holds "
+                          f"{shown}); choose a new or empty directory so that nothing of yours is overwritten")
 
 
 class MetricsLog:

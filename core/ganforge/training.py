@@ -107,6 +107,8 @@ class Trainer:
         )
         self.preview_seed = preview_seed(config)
         self._stop_signal: int | None = None
+        self.stopped_by: int | None = None  # the signal that ended fit() early, if one did
+        self.resumed_from: Path | None = None
         self.loggers: Loggers | None = None
 
     # -- building ---------------------------------------------------------------------------------
@@ -280,9 +282,15 @@ class Trainer:
         if "cuda" in mine and self.device.type == "cuda":
             torch.cuda.set_rng_state(mine["cuda"].to("cpu"), self.device)
         self.procedure.load_state_dict(state["procedure"])
+        self.resumed_from = checkpoint.path
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, last_good: Path | None = None) -> Path:
+        """Write a checkpoint of this step; ``last_good`` is named in the error if the weights are no
+        longer finite, when none is written."""
         c = self.config
+        bad = self._nonfinite_networks()  # on every rank (their weights are the same), so that all stop together
+        if bad:
+            self._refuse_nonfinite(bad, last_good)
         state = self.training_state()  # on every rank: it gathers their RNG states
         final = self.out / "checkpoints" / ckpt.step_name(self.step)
         if not self.dist.is_writer:
@@ -298,9 +306,35 @@ class Trainer:
                 "discriminator": c.discriminator.name, "loss": c.loss.name, "sampler": c.sampler.name,
             },
         }
-        return ckpt.save_checkpoint(
-            self.out / "checkpoints", self.step, networks=self.networks(), state=state,
-            meta=meta, config_toml=to_toml(c, self.manager), keep_last=c.output.keep_last,
+        try:
+            return ckpt.save_checkpoint(
+                self.out / "checkpoints", self.step, networks=self.networks(), state=state,
+                meta=meta, config_toml=to_toml(c, self.manager), keep_last=c.output.keep_last,
+            )
+        except ckpt.NonFiniteWeightsError as exc:
+            self._refuse_nonfinite(exc.networks, last_good)
+            raise
+
+    def _nonfinite_networks(self) -> list[str]:
+        """The networks (``<role>_ema`` for moving averages) with a NaN or infinite weight or buffer:
+        checked on the device, one host sync."""
+        nets = self.networks()
+        flags = [torch.stack([torch.isfinite(t).all() for t in net.state_dict().values() if t.is_floating_point()]
+                             or [torch.ones((), dtype=torch.bool, device=self.device)]).all().to(self.device)
+                 for net in nets.values()]
+        finite = torch.stack(flags).tolist()
+        return [name for name, ok in zip(nets, finite, strict=True) if not ok]
+
+    def _refuse_nonfinite(self, networks: list[str], last_good: Path | None) -> None:
+        c = self.config
+        skipped = f"; {self.skipped} updates were skipped" if c.train.nonfinite == "skip" else ""
+        last_good = last_good or self.resumed_from
+        raise GanforgeError(
+            f"the weights of {', '.join(networks)} are no longer finite at step {self.step} (an update "
+            f"with finite losses and gradients can still overflow them{skipped}), so the run cannot make "
+            f"progress and stops; no checkpoint was written for it, and the last good one, verified "
+            f"finite, is {last_good or 'not written yet'}. Lower the learning rates or add a regularizer, "
+            "and continue from that checkpoint (ganforge train --resume)."
         )
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -359,7 +393,9 @@ class Trainer:
         progress = Progress(c.train.steps, enabled=c.output.progress and writer)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         t0, images0 = time.perf_counter(), self.images_seen
-        last: Path | None = None
+        # a resumed run that trains no further keeps the checkpoint it was resumed from as it is
+        last = self.resumed_from if self.resumed_from is not None and self.resumed_from.name == ckpt.step_name(
+            self.step) else None
         stop = False
         try:
             while self.step < c.train.steps and not stop:
@@ -392,14 +428,15 @@ class Trainer:
                     self.run_callbacks(log, progress)
                 if step % c.output.checkpoint_every == 0:
                     self.check_finite(last)
-                    last = self.save_checkpoint()
+                    last = self.save_checkpoint(last)
                 # ranks agree on stopping where they already meet, so that none waits forever
                 if not self.dist.enabled:
                     stop = self._stop_signal is not None
                 elif logging_step:
                     stop = self.dist.any(self._stop_signal is not None, self.device)
             if self._stop_signal is not None or stop:
-                name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal on another rank"
+                self.stopped_by = self._stop_signal or int(signal.SIGTERM)
+                name = signal.Signals(self.stopped_by).name if self._stop_signal else "signal on another rank"
                 progress.message(f"stopping on signal {name} at step {self.step}")
             self.check_finite(last)
             if writer and self.step % c.output.sample_every != 0:
@@ -407,7 +444,7 @@ class Trainer:
             if writer and self.callbacks and any(self.step % cb.every != 0 for cb in self.callbacks):
                 self.run_callbacks(log, progress, final=True)
             if last is None or last.name != ckpt.step_name(self.step):
-                last = self.save_checkpoint()
+                last = self.save_checkpoint(last)
             self.dist.barrier()
         finally:
             for s, handler in previous.items():

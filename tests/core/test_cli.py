@@ -160,3 +160,13 @@ def test_errors_print_no_traceback_in_a_real_process(tmp_path: Path, subprocess_
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("ganforge: error: invalid config:") and "Traceback" not in proc.stderr
+
+
+def test_each_plugin_commands_help_shows_an_override_of_its_own_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    helps = {}
+    for command in ("lab", "eval", "invert"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert "e.g. --set seeds=[" in helps["lab"]
+    assert "seeds" not in helps["eval"] and "e.g. --set num_samples=" in helps["eval"]

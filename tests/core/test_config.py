@@ -150,3 +150,16 @@ def test_linear_decay_drives_an_optimiser_to_zero() -> None:
         opt.step()
         sched.step()
     assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 0.5e-4])
+
+
+def test_a_comma_separated_override_is_refused_with_the_list_spelling() -> None:
+    with pytest.raises(ConfigError, match=r"'0,1' is not one value; write a list in brackets, seeds=\[0,1\]"):
+        parse_override("seeds=0,1")
+    assert parse_override("seeds=[0,1]") == {"seeds": [0, 1]}
+    assert parse_override("loss.name=wgan-gp") == {"loss": {"name": "wgan-gp"}}  # a bare word is still a string
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_numbers_are_refused_where_every_bound_would_pass_them(value: str) -> None:
+    with pytest.raises(ConfigError, match=f"optim.d.eps: expected a finite number, got {value}"):
+        load_config(None, [f"optim.d.eps={value}"])

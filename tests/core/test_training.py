@@ -86,8 +86,9 @@ def test_batch_larger_than_the_dataset_is_a_config_error(tmp_path: Path) -> None
         trainer(tmp_path, "train.batch_size=4096")
 
 
-def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(
-    tmp_path: Path, subprocess_env: dict[str, str]
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_signal_checkpoints_at_the_next_step_exits_non_zero_and_resume_finishes(
+    tmp_path: Path, subprocess_env: dict[str, str], sig: int
 ) -> None:
     run = tmp_path / "run"
     args = [sys.executable, "-m", "ganforge", "train", "--out", str(run)]
@@ -98,10 +99,11 @@ def test_sigterm_checkpoints_at_the_next_step_and_resume_finishes(
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert "stopping on signal SIGTERM" in err
+    assert proc.returncode == 128 + sig, err  # 143 / 130, as a shell reports a process ended by the signal
+    name = signal.Signals(sig).name
+    assert f"stopping on signal {name}" in err and f"Continue with: ganforge train --resume {run}" in err
     step = load_checkpoint(run).step
     assert 3 <= step < 100000
     again = subprocess.run(
