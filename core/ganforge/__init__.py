@@ -37,7 +37,7 @@ from .errors import (
     UnknownComponentError,
 )
 from .hookspecs import Register, hookimpl
-from .images import save_array, save_samples, to_unit
+from .images import MAX_IMAGE_PIXELS, read_image, save_array, save_samples, to_unit
 from .inference import TrainedGenerator, TrainedRun, load_generator, load_run
 from .manager import PluginManager, get_plugin_manager, set_plugin_manager
 from .procedure import DataPlan, Network, NetworkBuilder, Preview, Procedure, Update
@@ -74,6 +74,7 @@ from .validators import power_of_two
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "AttributeScorer",
     "AuxiliaryClassifier",
     "Callback",
@@ -141,6 +142,7 @@ __all__ = [
     "load_settings",
     "make_converter",
     "power_of_two",
+    "read_image",
     "read_toml",
     "resolve_device",
     "save_array",

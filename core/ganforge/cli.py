@@ -61,8 +61,11 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     for component in manager.registries["command"] if manager is not None else ():
-        if component.name in COMMANDS:
-            continue  # the built-in commands keep their names
+        if component.name in COMMANDS:  # the built-in commands keep their names
+            print(f"ganforge: warning: {component.provider.describe()} registers a command named "
+                  f"{component.name!r}, like a built-in one; the built-in is kept and the plugin's is not "
+                  "available", file=sys.stderr)
+            continue
         cmd = sub.add_parser(component.name, help=component.summary, description=component.summary)
         cmd.add_argument("-c", "--config", dest="command_config", metavar="FILE",
                          help=f"TOML file with settings for {component.name}")
@@ -70,7 +73,13 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
                          help=f"override a setting, e.g. --set {_example_setting(component.config)} (repeatable)")
         add_arguments = getattr(component.factory, "add_arguments", None)
         if callable(add_arguments):
-            add_arguments(cmd)
+            try:
+                add_arguments(cmd)
+            except Exception as exc:  # one plugin's broken options must not take every command down
+                print(f"ganforge: warning: {component.provider.describe()}: command {component.name!r} is not "
+                      f"available, its options failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+                sub.choices.pop(component.name, None)
+                continue
         cmd.set_defaults(plugin_command=component.name)
     return parser
 
@@ -240,6 +249,8 @@ def cmd_plugins(args: argparse.Namespace, manager: PluginManager) -> int:
     for failure in manager.failures:
         origin = f"{failure.plugin.distribution} {failure.plugin.version}" if failure.plugin.distribution else ""
         print(f"{failure.plugin.name}  [{origin}]  FAILED: {failure.error}")
+    for conflict in manager.conflicts:
+        print(f"CONFLICT: {conflict}")
     return 0
 
 
@@ -275,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for failure in manager.failures:
             print(f"ganforge: warning: {failure.plugin.describe()} failed to load and is skipped: {failure.error}",
                   file=sys.stderr)
+        for conflict in manager.conflicts:
+            print(f"ganforge: warning: {conflict}", file=sys.stderr)
         if getattr(args, "plugin_command", None):
             return cmd_plugin(args, manager)
         return COMMANDS[args.command](args, manager)

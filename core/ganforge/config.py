@@ -393,6 +393,8 @@ def parse_override(item: str) -> dict[str, Any]:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.g.lr=1e-4")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except RecursionError:
+        raise ConfigError(f"--set {key}=...: the value nests arrays or tables too deeply") from None
     except tomllib.TOMLDecodeError:
         value = raw.strip()
         if "," in value and not value.startswith(("[", "{", "'", '"')):
@@ -418,6 +420,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} is a directory, expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text, which TOML requires (byte "
+                          f"{exc.start}: {exc.reason})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} nests tables or arrays too deeply to be a config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
 
 
 def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = (),

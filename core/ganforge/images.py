@@ -1,8 +1,10 @@
-"""Writing samples as pictures (PNG grids) and arrays (``.npy``), atomically."""
+"""Reading a user's images (every bit depth, bounded in size) and writing samples as pictures (PNG
+grids) and arrays (``.npy``), atomically."""
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,50 @@ import torchvision.utils
 from torch import Tensor
 
 from .checkpoint import atomic_write
-from .errors import OutputError
+from .errors import DataError, OutputError
+
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""The largest image :func:`read_image` decodes: a header is read before any pixel, so a
+decompression bomb (a small file claiming 100000 x 100000 pixels) is refused before it allocates."""
+
+_INTEGER_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0}
+
+
+def read_image(source: str | Path | io.BytesIO, *, channels: int, max_pixels: int = MAX_IMAGE_PIXELS,
+               name: str | None = None) -> Tensor:
+    """One image as ``[channels, H, W]`` float32 in ``[0, 1]`` (1 = grey, 3 = RGB).
+
+    Every bit depth keeps its range: 16-bit grey (mode ``I;16``, or ``I`` as Pillow opens 16-bit PNGs)
+    is divided by 65535, not clipped at 255. An image of more than ``max_pixels`` pixels, or one
+    Pillow cannot decode, is a :class:`DataError` naming the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    label = name or str(source)
+    try:
+        with warnings.catch_warnings():  # Pillow warns above its own limit; ours, below, is the one that decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(source)
+        with im:
+            width, height = im.size  # from the header: nothing is decoded yet
+            if width * height > max_pixels:
+                raise DataError(f"image {label}: {width}x{height} is {width * height:,} pixels, more than the "
+                                f"{max_pixels:,} pixels ganforge decodes (a decompression bomb, or an image to "
+                                "shrink first)")
+            if im.mode in _INTEGER_MODES or im.mode == "F":
+                scale = _INTEGER_MODES.get(im.mode, 1.0)
+                grey = torch.from_numpy(np.asarray(im, dtype=np.float32) / scale).clamp_(0.0, 1.0)[None]
+                return grey.expand(channels, -1, -1).clone() if channels == 3 else grey
+            converted = im.convert("L" if channels == 1 else "RGB")
+            x = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)
+            return x.view(height, width, channels).permute(2, 0, 1).float().div_(255.0)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at open, above twice its limit
+        raise DataError(f"image {label}: more than the {max_pixels:,} pixels ganforge decodes (a decompression "
+                        f"bomb, or an image to shrink first; {exc})") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DataError(f"image {label} cannot be read: {exc}") from None
 
 
 def to_unit(samples: Tensor) -> Tensor:

@@ -26,7 +26,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .registry import FAMILIES, Component, PluginInfo, Registry
+from .registry import FAMILIES, Component, NameCollision, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "ganforge"
 
@@ -59,6 +59,7 @@ class PluginManager:
         self.registries: dict[str, Registry] = {family: Registry(family) for family in FAMILIES}
         self.plugins: list[PluginInfo] = []
         self.failures: list[PluginFailure] = []
+        self.conflicts: list[str] = []  # two plugins registering one name (see Registry.add)
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -85,7 +86,7 @@ class PluginManager:
             )
             try:
                 obj = ep.load()
-            except Exception as exc:  # a broken third-party plugin must not take the rest down
+            except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take the rest down
                 self._fail(info, exc)
                 continue
             self.register(obj, info)
@@ -97,7 +98,7 @@ class PluginManager:
         info = PluginInfo(name=module, module=module)
         try:
             obj = importlib.import_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._fail(info, exc)
             return
         self.register(obj, info)
@@ -114,24 +115,39 @@ class PluginManager:
                 self._pm.unregister(plugin)
             self._fail(info, exc)
             return
-        for family, hook_name in FAMILIES.items():
-            hook = getattr(self._pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
-                if impl.plugin is plugin:
-                    impl.function(register=self._registrar(family, info))
+        try:
+            for family, hook_name in FAMILIES.items():
+                hook = getattr(self._pm.hook, hook_name)
+                for impl in hook.get_hookimpls():
+                    if impl.plugin is plugin:
+                        impl.function(register=self._registrar(family, info))
+        except (Exception, SystemExit) as exc:  # its hook raised: none of its components stay half-registered
+            for registry in self.registries.values():
+                registry.remove_provider(info)
+            self._pm.unregister(plugin)
+            self._fail(info, exc)
+            return
         self.plugins.append(info)
 
     def _registrar(self, family: str, info: PluginInfo) -> hookspecs.Register:
         registry = self.registries[family]
 
         def register(name: str, factory: Any, config: type, /) -> None:
-            registry.add(
-                Component(family=family, name=name, factory=factory, config=config, provider=info)
-            )
+            try:
+                registry.add(Component(family=family, name=name, factory=factory, config=config, provider=info))
+            except NameCollision as exc:
+                # the first provider is kept and the rest of this plugin still loads; only runs that
+                # name the contested component fail (all of them under GANFORGE_STRICT_PLUGINS)
+                if self.strict:
+                    raise PluginError(f"{exc} (GANFORGE_STRICT_PLUGINS is set)") from None
+                self.conflicts.append(str(exc))
+                warnings.warn(str(exc), PluginLoadWarning, stacklevel=2)
 
         return register
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+        if isinstance(exc, PluginError) and self.strict:
+            raise exc
         error = f"{type(exc).__name__}: {exc}"
         message = f"{info.describe()} failed to load and is skipped: {error}"
         if self.strict:

@@ -64,29 +64,45 @@ class Component:
         return doc.splitlines()[0] if doc else ""
 
 
+class NameCollision(PluginError):
+    """Two plugins registered the same name in one family."""
+
+
 class Registry:
     """All components of one family, by name."""
 
     def __init__(self, family: str) -> None:
         self.family = family
         self._components: dict[str, Component] = {}
+        self._contested: dict[str, list[PluginInfo]] = {}
 
     def add(self, component: Component) -> None:
-        taken = self._components.get(component.name)
-        if taken is not None:
-            raise PluginError(
-                f"{self.family} '{component.name}' is registered twice: by "
-                f"{taken.provider.describe()} and by {component.provider.describe()}. "
-                "Uninstall one of them or rename the component."
-            )
+        """Add ``component``; a name already taken keeps its first provider, becomes contested (every
+        lookup of it fails, naming both providers) and raises :class:`NameCollision`."""
         if not attrs.has(component.config):
             raise PluginError(
                 f"{component.provider.describe()} registered {self.family} '{component.name}' "
                 f"with config {component.config!r}, which is not an attrs class."
             )
+        taken = self._components.get(component.name)
+        if taken is not None:
+            self._contested.setdefault(component.name, [taken.provider]).append(component.provider)
+            raise NameCollision(self._contested_message(component.name))
         self._components[component.name] = component
 
+    def remove_provider(self, provider: PluginInfo) -> None:
+        """Forget what ``provider`` registered (a plugin whose registration failed part way)."""
+        for name in [n for n, c in self._components.items() if c.provider == provider]:
+            del self._components[name]
+
+    def _contested_message(self, name: str) -> str:
+        providers = " and by ".join(p.describe() for p in self._contested[name])
+        return (f"{self.family} '{name}' is registered twice: by {providers}. Uninstall one of them or rename "
+                "the component; until then a run that names it is refused")
+
     def get(self, name: str) -> Component:
+        if name in self._contested:
+            raise PluginError(self._contested_message(name))
         try:
             return self._components[name]
         except KeyError:

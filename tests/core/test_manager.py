@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from ganforge import PluginError, UnknownComponentError, get_plugin_manager
 from ganforge.cli import main
-from ganforge.manager import PluginLoadWarning, PluginManager
+from ganforge.manager import PluginLoadWarning, PluginManager, set_plugin_manager
 
 from tests.fakedist import install_fake_dist
 
@@ -53,14 +53,67 @@ def test_third_party_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
     assert comp.summary == "An extra loss from a third party."
 
 
-def test_duplicate_name_is_an_error_naming_both_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_collision_keeps_the_first_provider_and_fails_only_what_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     install_fake_dist(tmp_path, monkeypatch, name="gf-clash", entry_points={"clash": "gf_clash"},
                       modules={"gf_clash": extra_loss("minimax")})
+    manager = PluginManager()
+    with pytest.warns(PluginLoadWarning, match="loss 'minimax' is registered twice"):
+        manager.load()
+    assert manager.get("loss", "non-saturating").name == "non-saturating"  # the rest works
+    assert "dcgan" in manager.registries["generator"]
     with pytest.raises(PluginError) as info:
-        PluginManager().load()
+        manager.get("loss", "minimax")
     message = str(info.value)
     assert "loss 'minimax' is registered twice" in message
     assert "ganforge 0.1.0" in message and "gf-clash 1.0" in message
+    monkeypatch.setenv("GANFORGE_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"registered twice.*GANFORGE_STRICT_PLUGINS"):
+        PluginManager().load()
+
+
+RAISING_HOOK = """
+import attrs
+from ganforge import hookimpl
+
+@attrs.frozen
+class Cfg:
+    pass
+
+def factory(config):
+    "a loss"
+
+@hookimpl
+def ganforge_register_losses(register):
+    register("half-registered", factory, Cfg)
+    raise RuntimeError("boom in the hook")
+"""
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    (RAISING_HOOK, "RuntimeError: boom in the hook"),
+    ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+], ids=["raising-hook", "sys-exit"])
+def test_a_plugin_that_raises_or_exits_is_skipped_and_every_command_still_works(
+    source: str, error: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_fake_dist(tmp_path, monkeypatch, name="gf-bad", entry_points={"bad": "gf_bad"},
+                      modules={"gf_bad": source})
+    manager = PluginManager()
+    with pytest.warns(PluginLoadWarning, match=error):
+        manager.load()
+    assert "half-registered" not in manager.registries["loss"]  # nothing of it stays half-registered
+    set_plugin_manager(manager)
+    try:
+        assert main(["plugins"]) == 0
+        assert f"FAILED: {error}" in capsys.readouterr().out
+        with pytest.raises(SystemExit) as done:
+            main(["--help"])
+        assert done.value.code == 0
+        assert main(["config", "show"]) == 0
+    finally:
+        set_plugin_manager(None)
 
 
 def test_broken_plugin_is_reported_and_the_rest_keep_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,3 +196,42 @@ def test_plugins_command_lists_every_layer_and_inversion_method(capsys: pytest.C
         assert len(names) >= 3, family
         missing = [name for name in names if (family, name) not in rows]
         assert not missing, f"{family}: {missing}"
+
+
+SHADOWING_COMMAND = """
+import attrs
+from ganforge import hookimpl
+
+@attrs.frozen
+class Cfg:
+    pass
+
+class Train:
+    "a plugin's own train"
+
+    def __init__(self, settings):
+        pass
+
+    def run(self, args, manager):
+        return 7
+
+@hookimpl
+def ganforge_register_commands(register):
+    register("train", Train, Cfg)
+"""
+
+
+def test_a_plugin_command_named_like_a_built_in_is_not_used_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_fake_dist(tmp_path, monkeypatch, name="gf-shadow", entry_points={"shadow": "gf_shadow"},
+                      modules={"gf_shadow": SHADOWING_COMMAND})
+    manager = PluginManager()
+    manager.load()
+    set_plugin_manager(manager)
+    try:
+        assert main(["config", "show"]) == 0
+        err = capsys.readouterr().err
+        assert "gf-shadow 1.0" in err and "registers a command named 'train', like a built-in one" in err
+    finally:
+        set_plugin_manager(None)

@@ -109,5 +109,60 @@ def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"cannot read image .*x\.png"):
+    with pytest.raises(DataError, match=r"image .*x\.png cannot be read"):
         ImageFolder.from_config(ImageFolderConfig(root=str(broken)))
+
+
+# -- bounded, exact image reading (run-safety issue) -------------------------------------------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width x height`` pixels in its header and holds none: a decompression bomb's
+    first bytes."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+            + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+def test_a_16_bit_grey_png_keeps_its_levels(tmp_path: Path) -> None:
+    levels = np.array([[0, 16384, 32768, 65535]] * 4, dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")  # 16-bit greyscale
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode.startswith("I")  # the file really is 16-bit
+    data = ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path), resolution=4, channels=1))
+    got = (data.images[0, 0, 0] + 1) / 2  # back to [0, 1]
+    torch.testing.assert_close(got, torch.tensor([0.0, 16384 / 65535, 32768 / 65535, 1.0]), atol=1e-6, rtol=0)
+    rgb = ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path), resolution=4, channels=3))
+    assert torch.equal(rgb.images[0, 0], rgb.images[0, 2]) and abs(float(rgb.images[0, 1, 0, 2])) < 1e-4  # mid-grey
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    (tmp_path / "bomb.png").write_bytes(_png_header(100_000, 100_000))  # Pillow's own check refuses it at open
+    with pytest.raises(DataError, match=r"bomb\.png: more than the 67,108,864 pixels ganforge decodes"):
+        ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path)))
+    (tmp_path / "bomb.png").write_bytes(_png_header(12_000, 12_000))  # below Pillow's, above ganforge's
+    with pytest.raises(DataError, match=r"bomb\.png: 12000x12000 is 144,000,000 pixels, more than the 67,108,864"):
+        ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path)))
+
+
+def test_the_pixel_cap_applies_to_real_images_and_can_be_set(tmp_path: Path) -> None:
+    write_images(tmp_path, 1, size=(40, 30))
+    with pytest.raises(DataError, match=r"40x30 is 1,200 pixels, more than the 1,000 pixels"):
+        ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path), resolution=16, max_pixels=1000))
+    assert ImageFolder.from_config(ImageFolderConfig(root=str(tmp_path), resolution=16)).images.shape == (1, 3, 16, 16)
+
+
+def test_a_truncated_idx_header_and_out_of_range_labels_are_data_errors(tmp_path: Path) -> None:
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0]))  # 6 bytes
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 1]))
+    with pytest.raises(DataError, match="is truncated: its header needs 16 bytes for 3 dimensions, the file has 6"):
+        mnist(MNISTConfig(root=str(tmp_path)))
+    header = np.array([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28], dtype=np.uint8).tobytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(2 * 28 * 28))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 12]))
+    with pytest.raises(DataError, match=r"label 12 at index 1 is out of range; expected 0\.\.9"):
+        mnist(MNISTConfig(root=str(tmp_path)))

@@ -60,6 +60,9 @@ def read_idx(data: bytes, *, expected_dims: int, source: str) -> np.ndarray:
     zero, dtype, dims = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08 or dims != expected_dims:
         raise DataError(f"{source} is not an idx file of {expected_dims}-d unsigned bytes (header {data[:4].hex()})")
+    if len(data) < 4 + 4 * dims:
+        raise DataError(f"{source} is truncated: its header needs {4 + 4 * dims} bytes for {dims} dimensions, "
+                        f"the file has {len(data)}")
     shape = struct.unpack(f">{dims}I", data[4 : 4 + 4 * dims])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
     if body.size != int(np.prod(shape)):
@@ -87,6 +90,10 @@ class IdxImages:
         labels = read_idx(_open(root, label_stem), expected_dims=1, source=str(root / label_stem))
         if len(images) != len(labels):
             raise DataError(f"data.root: {len(images)} images but {len(labels)} labels in {root}")
+        if labels.size and int(labels.max()) >= len(class_names):  # found now, not when a batch draws one
+            bad = int(np.argmax(labels >= len(class_names)))
+            raise DataError(f"{root / label_stem}: label {int(labels[bad])} at index {bad} is out of range; "
+                            f"expected 0..{len(class_names) - 1}")
         if config.limit:
             images, labels = images[: config.limit], labels[: config.limit]
         x = torch.from_numpy(images.copy()).float().div_(255.0).unsqueeze(1)  # [N, 1, 28, 28]

@@ -1,6 +1,8 @@
 """Your own images from a local folder: flat (unlabelled) or one sub-folder per class (labelled).
 
-Every image is converted to ``channels`` (1 = grayscale, 3 = RGB), centre-cropped to a square,
+Every image is read by :func:`ganforge.read_image` (every bit depth; at most ``max_pixels`` pixels,
+checked from its header before decoding), converted to ``channels`` (1 = grayscale, 3 = RGB),
+centre-cropped to a square,
 resized to ``resolution`` and held in memory in ``[-1, 1]``. With sub-folders, each sub-folder name
 is a class, in sorted order, and loose files beside them are an error rather than silently dropped.
 """
@@ -13,7 +15,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import DataError, DataSpec, hookimpl, power_of_two
+from ganforge import MAX_IMAGE_PIXELS, DataError, DataSpec, hookimpl, power_of_two, read_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -23,22 +25,18 @@ class ImageFolderConfig:
     root: str
     resolution: int = attrs.field(default=64, validator=power_of_two(4, 1024))
     channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
+    max_pixels: int = attrs.field(default=MAX_IMAGE_PIXELS, validator=v.ge(1))  # per image, before decoding
 
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
 
 
-def _load(path: Path, channels: int, resolution: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
+def _load(path: Path, channels: int, resolution: int, max_pixels: int) -> torch.Tensor:
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            x = x.view(im.height, im.width, channels).permute(2, 0, 1).float().div_(255.0)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"data.root: cannot read image {path}: {exc}") from None
+        x = read_image(path, channels=channels, max_pixels=max_pixels)
+    except DataError as exc:
+        raise DataError(f"data.root: {exc}") from None
     side = min(x.shape[1:])
     top, left = (x.shape[1] - side) // 2, (x.shape[2] - side) // 2
     x = x[:, top : top + side, left : left + side].unsqueeze(0)
@@ -74,7 +72,7 @@ class ImageFolder:
             files = [(f, -1) for f in loose]
         if not files:
             raise DataError(f"data.root: {root} holds no images ({', '.join(EXTENSIONS)})")
-        images = torch.stack([_load(f, config.channels, config.resolution) for f, _ in files])
+        images = torch.stack([_load(f, config.channels, config.resolution, config.max_pixels) for f, _ in files])
         labels = torch.tensor([i for _, i in files], dtype=torch.long) if classes else None
         spec = DataSpec(
             shape=(config.channels, config.resolution, config.resolution),

@@ -43,6 +43,7 @@ from ganforge import (
     hookimpl,
     load_generator,
     make_converter,
+    read_image,
     resolve_device,
     save_samples,
     structure_as,
@@ -417,25 +418,26 @@ def load_images(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
         raise DataError(f"IMAGES {str(path)!r}: the folder holds no .png files")
     images = []
     for file in files:
-        with Image.open(file) as im:
-            if im.size != (w, h):
-                raise DataError(f"IMAGES {str(file)!r}: is {im.size[0]}x{im.size[1]}; the generator makes "
-                                f"{w}x{h} images")
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            rgb = np.asarray(im.convert("RGB"))  # [H, W, 3] uint8
+        x = read_image(file, channels=3, name=f"IMAGES {str(file)!r}")  # [3, H, W] in [0, 1], any bit depth
+        if x.shape[1:] != (h, w):
+            raise DataError(f"IMAGES {str(file)!r}: is {x.shape[2]}x{x.shape[1]}; the generator makes "
+                            f"{w}x{h} images")
+        with Image.open(file) as im:  # its mode, from the header (read_image has checked its size)
+            mode = im.mode
+        grey = mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
         if c == 1:
-            if not grey and not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
-                raise DataError(f"IMAGES {str(file)!r}: a colour image (mode {im.mode}); the generator makes "
+            if not grey and not (torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])):
+                raise DataError(f"IMAGES {str(file)!r}: a colour image (mode {mode}); the generator makes "
                                 "1-channel (grey) images")
-            pixels = rgb[None, ..., 0]
+            pixels = x[:1]
         elif c == 3:
             if grey:
-                raise DataError(f"IMAGES {str(file)!r}: a grey image (mode {im.mode}); the generator makes "
+                raise DataError(f"IMAGES {str(file)!r}: a grey image (mode {mode}); the generator makes "
                                 "3-channel (colour) images")
-            pixels = rgb.transpose(2, 0, 1)
+            pixels = x
         else:
             raise DataError(f"IMAGES {str(file)!r}: the generator makes {c}-channel images; PNGs hold 1 or 3")
-        images.append(_from_pixels(np.ascontiguousarray(pixels), str(file)))
+        images.append(pixels * 2 - 1)
     return torch.stack(images), [p.name for p in files]
 
 

@@ -38,7 +38,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import DataError, hookimpl, power_of_two
+from ganforge import DataError, hookimpl, power_of_two, read_image
 from torch import Tensor
 
 from ganforge_plugins.datasets.idx import FILES, _open, read_idx
@@ -181,8 +181,6 @@ def load_cifar10(root: str | Path, split: str, limit: int = 0) -> Tensor:
     import io
     import tarfile
 
-    from PIL import Image
-
     path = Path(root).expanduser()
     if path.is_dir():
         path = path / CIFAR_TARBALL
@@ -203,10 +201,11 @@ def load_cifar10(root: str | Path, split: str, limit: int = 0) -> Tensor:
         names = [names[i * len(names) // limit] for i in range(limit)]  # evenly over the classes
     images = []
     for name in names:
-        with Image.open(io.BytesIO(blobs[name])) as im:
-            im = im.convert("RGB")
-            images.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, 3))
-    return torch.stack(images).permute(0, 3, 1, 2).float().div_(255.0)
+        try:
+            images.append(read_image(io.BytesIO(blobs[name]), channels=3, name=f"{path}:{name}"))
+        except DataError as exc:
+            raise DataError(f"data.root: {exc}") from None
+    return torch.stack(images)
 
 
 def cifar_colorize(config: TranslationDataConfig) -> PairedData:
@@ -254,15 +253,10 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def _read(path: Path, channels: int) -> Tensor:
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            return x.view(im.height, im.width, channels).permute(2, 0, 1).float().div_(255.0)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"data.root: cannot read image {path}: {exc}") from None
+        return read_image(path, channels=channels)
+    except DataError as exc:
+        raise DataError(f"data.root: {exc}") from None
 
 
 def load_images(paths: list[Path], channels: int, resolution: int | None, *, what: str) -> Tensor:
