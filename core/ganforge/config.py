@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -409,11 +410,37 @@ def parse_override(item: str) -> dict[str, Any]:
     return out
 
 
+PATH_KEYS = ("root", "out", "direction")
+PATH_SUFFIXES = ("_root", "_dir", "_path", "_file")
+
+
+def is_path_key(key: str) -> bool:
+    """Whether a setting named ``key`` holds a file system path, by the naming convention every config
+    class follows: ``root``, ``out``, ``direction``, or a name ending in ``_root``, ``_dir``, ``_path``
+    or ``_file``."""
+    return key in PATH_KEYS or key.endswith(PATH_SUFFIXES)
+
+
+def resolve_paths(data: Any, base: Path) -> Any:
+    """``data`` with every relative path setting (see :func:`is_path_key`) made absolute against
+    ``base``: a config file's paths mean the same from any working directory."""
+    if isinstance(data, Mapping):
+        return {k: (os.path.normpath(base / v) if is_path_key(k) and isinstance(v, str) and v
+                    and not os.path.isabs(os.path.expanduser(v)) else resolve_paths(v, base))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [resolve_paths(v, base) for v in data]
+    return data
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's tables, with its relative paths resolved against the file's directory."""
     path = Path(path)
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            data = tomllib.load(f)
+        resolved: dict[str, Any] = resolve_paths(data, path.parent.absolute())
+        return resolved
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except IsADirectoryError:

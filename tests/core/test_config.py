@@ -163,3 +163,37 @@ def test_a_comma_separated_override_is_refused_with_the_list_spelling() -> None:
 def test_non_finite_numbers_are_refused_where_every_bound_would_pass_them(value: str) -> None:
     with pytest.raises(ConfigError, match=f"optim.d.eps: expected a finite number, got {value}"):
         load_config(None, [f"optim.d.eps={value}"])
+
+
+# -- paths in a config file are relative to the file (run-safety issue) ---------------------------------
+
+
+def test_relative_paths_in_a_file_resolve_against_its_directory_and_overrides_against_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "mine.toml").write_text('[data]\nname = "image-folder"\nroot = "../pictures"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_config(recipes / "mine.toml").data.params.root == str(tmp_path / "pictures")
+    assert load_config(Path("../recipes/mine.toml")).data.params.root == str(tmp_path / "pictures")
+    overridden = load_config(recipes / "mine.toml", ["data.root=here"])
+    assert overridden.data.params.root == "here"  # a --set path stays relative to the working directory
+    (recipes / "abs.toml").write_text('[data]\nname = "image-folder"\nroot = "/data/x"\n')
+    assert load_config(recipes / "abs.toml").data.params.root == "/data/x"
+
+
+def test_every_recipe_names_the_same_data_from_any_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    recipes = sorted((REPO / "configs").rglob("*.toml"))
+    roots = {}
+    for cwd in (REPO, tmp_path):
+        monkeypatch.chdir(cwd)
+        roots[cwd] = {r.name: getattr(load_config(r).data.params, "root", None) for r in recipes}
+    assert roots[REPO] == roots[tmp_path]
+    mnist = [name for name, root in roots[REPO].items() if root and root.endswith("mnist")]
+    assert mnist and all(roots[REPO][name] == str((REPO.parent / "shared" / "data" / "mnist").absolute())
+                         for name in mnist)
