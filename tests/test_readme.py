@@ -45,8 +45,7 @@ def test_every_readme_command_line_runs_as_written(tmp_path: Path, subprocess_en
 
     made = ganforge("train", "--out", "runs/mine", *[a for s in TINY for a in ("--set", s)])
     assert made.returncode == 0, made.stderr
-    from ganforge.config import merge, parse_override
-    from ganforge.config import dump_toml
+    from ganforge.config import dump_toml, merge, parse_override
 
     recipe: dict[str, object] = {}
     for item in TINY:

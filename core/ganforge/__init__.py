@@ -41,6 +41,7 @@ from .images import MAX_IMAGE_PIXELS, read_image, save_array, save_samples, to_u
 from .inference import TrainedGenerator, TrainedRun, load_generator, load_run
 from .manager import PluginManager, get_plugin_manager, set_plugin_manager
 from .procedure import DataPlan, Network, NetworkBuilder, Preview, Procedure, Update
+from .progress import Progress
 from .protocols import (
     AttributeScorer,
     AuxiliaryClassifier,
@@ -115,6 +116,7 @@ __all__ = [
     "Preview",
     "Procedure",
     "ProcedureChoice",
+    "Progress",
     "Progressive",
     "Register",
     "Regularizer",

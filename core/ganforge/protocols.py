@@ -362,7 +362,9 @@ class InversionMethod(Protocol):
     ``invert(trained, images [N, C, H, W] in [-1, 1], space=..., generator_rng=rng) -> (latents, record)``:
     ``trained`` is the :class:`ganforge.TrainedGenerator` (its ``module``, ``device``, checkpoint);
     ``latents`` are ``[N, *space]``; ``record`` holds at least per-image ``psnr`` (a list), ``seconds``
-    and ``steps``. All randomness comes from ``generator_rng``.
+    and ``steps``. All randomness comes from ``generator_rng``. A method that also takes ``progress``
+    (a :class:`ganforge.Progress`) gets one: it sets ``progress.total`` and calls ``progress.advance()``
+    per step, so that the command shows how far it is and its ETA.
     """
 
     def invert(self, trained: Any, images: Tensor, *, space: str,

@@ -37,9 +37,12 @@ from .errors import CheckpointError, ConfigError, GanforgeError
 from .inference import spec_to_meta
 from .manager import PluginManager, get_plugin_manager
 from .procedure import Network
+from .progress import Progress
 from .protocols import Callback, Constraint, Penalty
-from .rundir import Loggers, MetricsLog, Progress
+from .rundir import Loggers, MetricsLog
 from .update import StepInterface
+
+_NOT_LOSSES = ("step", "images_seen", "images_per_sec", "sec_per_kimg", "peak_mem_mb", "time")
 
 
 class Trainer:
@@ -390,8 +393,11 @@ class Trainer:
             ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
             self.loggers = Loggers(c.output.loggers, self.out, self.manager)
         log = MetricsLog(self.out / "metrics.jsonl" if writer else None)
-        progress = Progress(c.train.steps, enabled=c.output.progress and writer)
+        # every logged step gets a line without a terminal too: the log cadence is the user's choice
+        progress = Progress(c.train.steps, label="train", unit="steps", enabled=c.output.progress and writer,
+                            every_s=0.0)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        progress.update(self.step, "starting")  # at once: the first logged step may be minutes away
         t0, images0 = time.perf_counter(), self.images_seen
         # a resumed run that trains no further keeps the checkpoint it was resumed from as it is
         last = self.resumed_from if self.resumed_from is not None and self.resumed_from.name == ckpt.step_name(
@@ -420,7 +426,9 @@ class Trainer:
                     log.write(record)
                     if self.loggers:
                         self.loggers.scalars(step, record)
-                    progress.update(record)
+                    progress.update(step, " ".join(
+                        f"{k.removeprefix('loss_')}={v:.3f}" for k, v in record.items()
+                        if k not in _NOT_LOSSES and isinstance(v, int | float)) + f" {ips:.0f} img/s")
                     t0, images0 = time.perf_counter(), self.images_seen
                 if writer and step % c.output.sample_every == 0:
                     self._outputs(log, progress)

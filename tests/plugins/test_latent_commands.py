@@ -140,8 +140,14 @@ def test_invert_methods_and_files(runs, tmp_path: Path, capsys) -> None:
         capsys.readouterr()
         assert main(["invert", str(runs["dcgan"]), str(targets), "--method", method, "--out", str(tmp_path / method),
                      *extra]) == 0
-        results[method] = json.loads(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        results[method] = json.loads(captured.out)
         assert json.loads((tmp_path / method / "inversion.json").read_text()) == results[method]
+        # the shared progress line: at least the final one without a terminal, with the total of this method
+        # (a loaded encoder has no steps to show)
+        total = {"optimise": 20, "hybrid": 120}.get(method)
+        assert total is None or (f"invert ({method}, 4 images) [" in captured.err and \
+            f"] {total}/{total} steps elapsed" in captured.err)
     assert results["hybrid"]["mean_psnr"] > results["optimise"]["mean_psnr"]
     assert results["encoder"]["steps"] == 0 and results["encoder"]["encoder"] == {"file": str(encoder)}
     # the saved latents reproduce the reported reconstructions

@@ -32,7 +32,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from ganforge import (
     GanforgeError,
     OutputError,
     PluginManager,
+    Progress,
     RunConfig,
     Trainer,
     __version__,
@@ -316,14 +317,18 @@ def run_all(jobs: Sequence[Job], lab: LabConfig, manager: PluginManager, *,
 
     Workers take the jobs longest first (by ``Job.cost``), so that the lab does not end waiting on
     one long run started last: the classic longest-processing-time rule for parallel machines."""
-    def report(record: dict[str, Any]) -> None:
+    progress = Progress(len(jobs), label="lab", unit="runs", stream=log, every_s=30.0)
+    progress.update(0)  # at once: the first run takes a while to report
+
+    def report(record: dict[str, Any], finished: int) -> None:
         if record["error"]:
             what = f"failed: {record['error'].splitlines()[0]}"
         else:
             what = (f"{record['modes_covered']}/{record['num_modes']} modes, "
                     f"{100 * record['high_quality']:.1f}% high quality")
-        print(f"  {record['combination']:<16} {record['dataset']:<8} seed {record['seed']}: {what} "
-              f"({record['wall_time_s']:.1f} s)", file=log, flush=True)
+        progress.message(f"  {record['combination']:<16} {record['dataset']:<8} seed {record['seed']}: {what} "
+                         f"({record['wall_time_s']:.1f} s)")
+        progress.update(finished)
 
     if lab.jobs == 1 or len(jobs) == 1:
         results: list[dict[str, Any]] = []
@@ -332,9 +337,10 @@ def run_all(jobs: Sequence[Job], lab: LabConfig, manager: PluginManager, *,
         try:
             for job in jobs:
                 results.append(train_one(job, manager))
-                report(results[-1])
+                report(results[-1], len(results))
         finally:
             torch.set_num_threads(threads)
+            progress.close()
         return results
     plugins = [info.name for info in manager.plugins]
     context = multiprocessing.get_context("spawn")  # no fork: the parent's torch threads stay out
@@ -342,9 +348,16 @@ def run_all(jobs: Sequence[Job], lab: LabConfig, manager: PluginManager, *,
                              initargs=(plugins, lab.threads)) as pool:
         futures = {pool.submit(_train_in_worker, jobs[i]): i for i in longest_first(jobs)}
         done: dict[int, dict[str, Any]] = {}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            report(done[futures[future]])
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[futures[future]] = future.result()
+                    report(done[futures[future]], len(done))
+                progress.tick()  # a line every 30 s without a terminal, the clock on one
+        finally:
+            progress.close()
     return [done[i] for i in range(len(jobs))]
 
 

@@ -21,6 +21,7 @@ Outputs go to ``--out``, by default under ``RUN/latent/`` of the checkpoint's ru
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import re
@@ -38,6 +39,7 @@ from ganforge import (
     DataError,
     InversionChoice,
     OutputError,
+    Progress,
     atomic_write,
     atomic_write_text,
     hookimpl,
@@ -523,7 +525,13 @@ class Invert:
         images = images.to(device)
         method = config.method.build()
         rng = torch.Generator(device).manual_seed(config.seed)
-        latents, record = method.invert(trained, images, space=space, generator_rng=rng)
+        progress = Progress(1, label=f"invert ({name}, {len(images)} images)", unit="steps")
+        takes_progress = "progress" in inspect.signature(method.invert).parameters  # a third party's may not
+        try:
+            latents, record = method.invert(trained, images, space=space, generator_rng=rng,
+                                            **({"progress": progress} if takes_progress else {}))
+        finally:
+            progress.close()
         with torch.no_grad():
             recon = render(g, latents, space)
         save_samples(torch.cat([images, recon]), out / "reconstruction.png", nrow=len(images))

@@ -126,7 +126,7 @@ def encoder_loss(encoder: Encoder, generator: Any, z: Tensor, *, latent_weight: 
 
 
 def train_encoder(generator: Any, config: EncoderConfig, *, generator_rng: torch.Generator,
-                  device: torch.device | str = "cpu") -> tuple[Encoder, dict[str, list[float]]]:
+                  device: torch.device | str = "cpu", progress: Any = None) -> tuple[Encoder, dict[str, list[float]]]:
     """Train an encoder on pairs ``(G(z), z)`` drawn with ``generator_rng``; the generator stays frozen."""
     g = unwrap(generator)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator_rng, device=generator_rng.device))
@@ -148,6 +148,8 @@ def train_encoder(generator: Any, config: EncoderConfig, *, generator_rng: torch
             opt.step()
             for k, val in parts.items():
                 history[k].append(val)
+            if progress is not None:  # a ganforge.Progress
+                progress.advance(info=f"encoder loss={parts['total']:.4g}")
     finally:
         for p, r in zip(g.parameters(), requires, strict=True):
             p.requires_grad_(r)
@@ -173,8 +175,8 @@ def encode(encoder: Encoder, images: Tensor, *, generator: Any, batch_size: int 
 
 
 def invert_images(generator: Any, images: Tensor, method: str, config: InversionConfig, *,
-                  encoder: Encoder | None = None, generator_rng: torch.Generator | None = None
-                  ) -> tuple[Tensor, dict[str, Any]]:
+                  encoder: Encoder | None = None, generator_rng: torch.Generator | None = None,
+                  progress: Any = None) -> tuple[Tensor, dict[str, Any]]:
     """Invert ``images`` by ``method``: ``optimise`` (from ``z = 0`` / ``w_avg``), ``encoder`` (``E(x)``
     alone) or ``hybrid`` (optimisation from ``E(x)``, Zhu et al. 2016). Returns the latents and a record with
     per-image ``psnr``, ``seconds`` and ``method``."""
@@ -183,7 +185,7 @@ def invert_images(generator: Any, images: Tensor, method: str, config: Inversion
     check_space(generator, config.space)
     check_targets(generator, images)
     if method == "optimise":
-        latents, record = invert(generator, images, config, generator_rng=generator_rng)
+        latents, record = invert(generator, images, config, generator_rng=generator_rng, progress=progress)
         return latents, {**record, "method": method}
     if encoder is None:
         raise ConfigError(f"encoder: method {method!r} needs a trained encoder (train one or load an encoder file)")
@@ -198,7 +200,7 @@ def invert_images(generator: Any, images: Tensor, method: str, config: Inversion
             quality = psnr(render(generator, start, config.space), images)
         return start, {"psnr": [q if math.isfinite(q) else 999.0 for q in quality.tolist()],
                        "seconds": encoding_seconds, "steps": 0, "space": config.space, "method": method, "loss": []}
-    latents, record = invert(generator, images, config, start=start, generator_rng=generator_rng)
+    latents, record = invert(generator, images, config, start=start, generator_rng=generator_rng, progress=progress)
     return latents, {**record, "seconds": record["seconds"] + encoding_seconds, "method": method}
 
 

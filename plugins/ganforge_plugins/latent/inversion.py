@@ -85,7 +85,7 @@ def start_point(generator: Any, n: int, space: str, init: str, *, generator_rng:
 
 
 def invert(generator: Any, images: Tensor, config: InversionConfig, *, start: Tensor | None = None,
-           generator_rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Any]]:
+           generator_rng: torch.Generator | None = None, progress: Any = None) -> tuple[Tensor, dict[str, Any]]:
     """Optimise latents in ``config.space`` so that their images match ``images`` in MSE.
 
     Returns the latents ``[N, *space]`` and a record: final per-image ``psnr`` (list), ``loss`` per step
@@ -106,13 +106,13 @@ def invert(generator: Any, images: Tensor, config: InversionConfig, *, start: Te
     if config.feature_weight > 0:
         features = build_feature_network(config.feature_network, channels=images.shape[1],
                                          weights=config.feature_weights, device=images.device)
-    latents, losses = _optimise(g, images, start, config, features)
+    latents, losses = _optimise(g, images, start, config, features, progress)
     with torch.no_grad():
         quality = psnr(render(g, latents, config.space), images)
     for _ in range(config.restarts - 1):
         again, more = _optimise(g, images, start_point(g, len(images), config.space, "random",
                                                        generator_rng=generator_rng, device=images.device), config,
-                                  features)
+                                  features, progress)
         with torch.no_grad():
             q = psnr(render(g, again, config.space), images)
         better = q > quality
@@ -135,7 +135,7 @@ def reconstruction_loss(fake: Tensor, images: Tensor, *, features: FeatureNetwor
 
 
 def _optimise(g: Any, images: Tensor, start: Tensor, config: InversionConfig,
-              features: FeatureNetwork | None = None) -> tuple[Tensor, list[float]]:
+              features: FeatureNetwork | None = None, progress: Any = None) -> tuple[Tensor, list[float]]:
     """``config.steps`` Adam steps on the reconstruction loss from ``start``; the generator's weights stay frozen."""
     latents = start.detach().clone().requires_grad_(True)
     with torch.no_grad():
@@ -152,6 +152,8 @@ def _optimise(g: Any, images: Tensor, start: Tensor, config: InversionConfig,
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             losses.append(float(loss.detach()))
+            if progress is not None:  # a ganforge.Progress
+                progress.advance(info=f"loss={losses[-1]:.4g}")
     finally:
         for p, r in zip(g.parameters(), requires, strict=True):
             p.requires_grad_(r)

@@ -58,7 +58,7 @@ def _optimisation(config: OptimiseConfig, space: str) -> InversionConfig:
                            feature_weights=config.feature_weights)
 
 
-def _encoder(config: EncoderMethodConfig, trained: Any, space: str, rng: torch.Generator
+def _encoder(config: EncoderMethodConfig, trained: Any, space: str, rng: torch.Generator, progress: Any = None
              ) -> tuple[Any, dict[str, Any]]:
     """A loaded or freshly trained encoder for ``trained``'s generator, and what was done."""
     if config.encoder:
@@ -67,7 +67,8 @@ def _encoder(config: EncoderMethodConfig, trained: Any, space: str, rng: torch.G
     else:
         settings = EncoderConfig(space=space, steps=config.encoder_steps, base_channels=config.encoder_base_channels,
                                  batch_size=config.encoder_batch_size)
-        encoder, history = train_encoder(trained.module, settings, generator_rng=rng, device=trained.device)
+        encoder, history = train_encoder(trained.module, settings, generator_rng=rng, device=trained.device,
+                                         progress=progress)
         record = {"trained_steps": config.encoder_steps, "final_loss": history["total"][-1]}
     if config.save_encoder:
         save_encoder(config.save_encoder, encoder, trained)
@@ -81,10 +82,12 @@ class Optimise:
     def __init__(self, config: OptimiseConfig) -> None:
         self.config = config
 
-    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator
-               ) -> tuple[Tensor, dict[str, Any]]:
+    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator,
+               progress: Any = None) -> tuple[Tensor, dict[str, Any]]:
+        if progress is not None:
+            progress.total = self.config.steps
         latents, record = invert_images(trained.module, images, "optimise", _optimisation(self.config, space),
-                                        generator_rng=generator_rng)
+                                        generator_rng=generator_rng, progress=progress)
         return latents, {**record, "encoder": {}}
 
 
@@ -94,9 +97,11 @@ class Encoder:
     def __init__(self, config: EncoderMethodConfig) -> None:
         self.config = config
 
-    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator
-               ) -> tuple[Tensor, dict[str, Any]]:
-        encoder, done = _encoder(self.config, trained, space, generator_rng)
+    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator,
+               progress: Any = None) -> tuple[Tensor, dict[str, Any]]:
+        if progress is not None:
+            progress.total = max(1, 0 if self.config.encoder else self.config.encoder_steps)
+        encoder, done = _encoder(self.config, trained, space, generator_rng, progress)
         latents, record = invert_images(trained.module, images, "encoder", InversionConfig(space=space),
                                         encoder=encoder, generator_rng=generator_rng)
         return latents, {**record, "encoder": done}
@@ -108,11 +113,14 @@ class Hybrid:
     def __init__(self, config: HybridConfig) -> None:
         self.config = config
 
-    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator
-               ) -> tuple[Tensor, dict[str, Any]]:
-        encoder, done = _encoder(self.config, trained, space, generator_rng)
+    def invert(self, trained: Any, images: Tensor, *, space: str, generator_rng: torch.Generator,
+               progress: Any = None) -> tuple[Tensor, dict[str, Any]]:
+        if progress is not None:
+            progress.total = max(1, (0 if self.config.encoder else self.config.encoder_steps)
+                                 + self.config.steps)
+        encoder, done = _encoder(self.config, trained, space, generator_rng, progress)
         latents, record = invert_images(trained.module, images, "hybrid", _optimisation(self.config, space),
-                                        encoder=encoder, generator_rng=generator_rng)
+                                        encoder=encoder, generator_rng=generator_rng, progress=progress)
         return latents, {**record, "encoder": done}
 
 
