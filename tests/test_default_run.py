@@ -44,8 +44,12 @@ def test_default_run_generates_recognisable_digits_of_every_class(
     rng = np.random.default_rng(0)
     noise_q = digit_quality(rng.random(samples.shape, dtype=np.float32), classifier)
     assert noise_q["confident_fraction"] < 0.70 or noise_q["min_class_fraction"] < 0.04
-    one_per_class = samples[np.arange(1000) % 10]
-    assert within_class_spread(one_per_class, drawn_for) / within_class_spread(real, real_labels) < 0.5
+    # The collapsed generator keeps a little pixel noise, so that its spread is not zero by
+    # construction; a varied set (other real digits of each class) passes.
+    reference = within_class_spread(real, real_labels)
+    collapsed = np.clip(samples[np.arange(1000) % 10] + rng.normal(0, 0.05, samples.shape), 0, 1)
+    assert 0 < within_class_spread(collapsed, drawn_for) / reference < 0.5
+    assert within_class_spread(real[::-1], real_labels[::-1]) / reference > 0.8
 
     # Issue 2: >= 70% of 1,000 samples classified with p >= 0.8, every class >= 4%.
     assert quality["confident_fraction"] >= 0.70, quality

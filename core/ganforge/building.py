@@ -48,9 +48,10 @@ class ConfigNetworkBuilder:
     """The :class:`ganforge.NetworkBuilder` over a run config: ``[generator]`` and ``[discriminator]``
     name the registered networks a procedure builds its roles from."""
 
-    def __init__(self, config: RunConfig, manager: PluginManager) -> None:
+    def __init__(self, config: RunConfig, manager: PluginManager, device: torch.device | None = None) -> None:
         self.config = config
         self.manager = manager
+        self.device = device
 
     def params(self, section: Literal["generator", "discriminator"]) -> Any:
         return getattr(self.config, section).params
@@ -66,8 +67,72 @@ class ConfigNetworkBuilder:
                 f"{section}.name: {choice.name!r} cannot take {', '.join(unknown)} (this procedure needs a "
                 f"{section} that accepts {', '.join(repr(k) for k in context)})"
             )
-        net: nn.Module = factory(choice.params if params is None else params, data=data, **context)
+        params = choice.params if params is None else params
+        check_fits(section, choice.name, params, _meta_size(factory, params, data, context), self.device)
+        net: nn.Module = factory(params, data=data, **context)
         return net
+
+
+# what training holds per parameter: the weight, its gradient, Adam's two moments and a moving average
+TRAINING_COPIES = 5
+
+
+def _meta_size(factory: Any, params: Any, data: DataSpec, context: dict[str, Any]) -> int | None:
+    """The number of parameters and buffer elements of the network ``factory`` builds, counted on the
+    meta device (shapes only: nothing is allocated, and no random number is drawn); ``None`` for a
+    network that cannot be built there, which is then built for real."""
+    try:
+        with torch.device("meta"):
+            probe: nn.Module = factory(params, data=data, **context)
+        return sum(t.numel() for t in [*probe.parameters(), *probe.buffers()])
+    except GanforgeError:
+        raise
+    except Exception:
+        return None
+
+
+def memory_bytes(device: torch.device | None) -> int | None:
+    """The memory a network must fit in: the device's (a GPU's total), and the host's for the CPU, where
+    every network is built first."""
+    import os
+
+    try:
+        host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        host = None
+    if device is not None and device.type == "cuda":
+        gpu = torch.cuda.get_device_properties(device).total_memory
+        return min(gpu, host) if host else gpu
+    return host
+
+
+def check_fits(section: str, name: str, params: Any, elements: int | None, device: torch.device | None) -> None:
+    """Refuse, before anything is allocated, a network whose weights and training state cannot fit in
+    memory, naming its largest settings."""
+    budget = memory_bytes(device)
+    if elements is None or budget is None:
+        return
+    needed = elements * 4 * TRAINING_COPIES
+    if needed <= budget:
+        return
+    import attrs
+
+    sizes = sorted(((getattr(params, f.name), f.name) for f in attrs.fields(type(params))
+                    if type(getattr(params, f.name)) is int), reverse=True)[:3] if attrs.has(type(params)) else []
+    largest = ", ".join(f"{section}.{k} = {v}" for v, k in sizes)
+    where = "the GPU" if device is not None and device.type == "cuda" else "this machine"
+    raise ConfigError(
+        f"{section}: {name!r} with these settings has {elements:,} parameters; their float32 weights with gradients, "
+        f"optimiser state and moving average need about {_size(needed)}, more than the {_size(budget)} of memory "
+        f"of {where}" + (f". Its largest sizes: {largest}" if largest else ""))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"  # unreachable
 
 
 def _keywords(factory: Any) -> set[str] | None:

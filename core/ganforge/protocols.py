@@ -141,8 +141,11 @@ class Translator(Protocol):
 
     ``forward(x: [N, C, H, W], target: [N] | None) -> [N, C', H, W]``; ``target`` is the target
     domain for many-domain models (StarGAN) and ``None`` otherwise. Its noise, where it has any,
-    is internal (dropout in pix2pix's U-Net).
+    is internal (dropout in pix2pix's U-Net). ``in_channels`` is ``C``, the channels of the images it
+    takes (what tells a translator from any other callable).
     """
+
+    in_channels: int
 
     def __call__(self, x: Tensor, target: Tensor | None = None) -> Tensor: ...
 

@@ -34,6 +34,7 @@ from .config import RunConfig, to_toml
 from .distributed import DistributedContext
 from .ema import EMA
 from .errors import CheckpointError, ConfigError, GanforgeError
+from .globalstate import GlobalTorchState
 from .inference import spec_to_meta
 from .manager import PluginManager, get_plugin_manager
 from .procedure import Network
@@ -63,56 +64,56 @@ class Trainer:
                 f"train.batch_size: {t.batch_size} is the global batch and must divide evenly over "
                 f"{self.dist.world_size} processes"
             )
-        if t.deterministic:
-            torch.use_deterministic_algorithms(True)
-        torch.manual_seed(t.seed)
+        # the process-wide generators (network init, dropout, noise inputs) and deterministic mode are the
+        # run's own while it works, and the caller's as they were after every call
+        self._global = GlobalTorchState(self.device, t.seed, deterministic=t.deterministic)
+        with self._global.active():
+            self.dataset = build_dataset(config, manager)
+            self.loss = manager.get("loss", config.loss.name).factory(config.loss.params)
+            self.procedure = build_procedure(config, manager, self.loss)
+            plan = self.procedure.prepare(self.dataset)
+            self.specs = dict(plan.specs)
+            roles = self.procedure.networks(ConfigNetworkBuilder(config, manager, self.device), self.specs)
+            self.roles: dict[str, Network] = dict(roles)
+            for role in self.roles.values():
+                role.module.to(self.device)
+            self._check_batch_multiple()
+            penalties, constraints = self._regularizers(any("labels" in s for s in plan.streams.values()))
+            self.callbacks: list[Callback] = [
+                manager.get("callback", choice.name).factory(choice.params) for choice in config.callbacks
+            ]
+            keys: list[str] = sorted({r.optimizer for r in self.roles.values()})
+            optim = {"g": config.optim.g, "d": config.optim.d}
+            optimizers = {k: make_optimizer((p for r in self.roles.values() if r.optimizer == k
+                                             for p in r.module.parameters()), optim[k]) for k in keys}
+            self._decays = any(optim[k].decay_start < 1.0 for k in keys)
+            self.emas = {name: EMA(r.module, t.ema_half_life, t.ema_rampup)
+                         for name, r in self.roles.items() if r.ema and t.ema_half_life > 0}
+            trained, frozen = self._forms()
+            amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
+            scalers = {k: torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16") for k in keys}
 
-        self.dataset = build_dataset(config, manager)
-        self.loss = manager.get("loss", config.loss.name).factory(config.loss.params)
-        self.procedure = build_procedure(config, manager, self.loss)
-        plan = self.procedure.prepare(self.dataset)
-        self.specs = dict(plan.specs)
-        roles = self.procedure.networks(ConfigNetworkBuilder(config, manager), self.specs)
-        self.roles: dict[str, Network] = dict(roles)
-        for role in self.roles.values():
-            role.module.to(self.device)
-        self._check_batch_multiple()
-        penalties, constraints = self._regularizers(any("labels" in s for s in plan.streams.values()))
-        self.callbacks: list[Callback] = [
-            manager.get("callback", choice.name).factory(choice.params) for choice in config.callbacks
-        ]
-        keys: list[str] = sorted({r.optimizer for r in self.roles.values()})
-        optim = {"g": config.optim.g, "d": config.optim.d}
-        optimizers = {k: make_optimizer((p for r in self.roles.values() if r.optimizer == k
-                                         for p in r.module.parameters()), optim[k]) for k in keys}
-        self._decays = any(optim[k].decay_start < 1.0 for k in keys)
-        self.emas = {name: EMA(r.module, t.ema_half_life, t.ema_rampup)
-                     for name, r in self.roles.items() if r.ema and t.ema_half_life > 0}
-        trained, frozen = self._forms()
-        amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
-        scalers = {k: torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16") for k in keys}
-
-        seed = t.seed
-        streams = {name: BatchStream(tensors, t.batch_size, self.device,
-                                     torch.Generator().manual_seed(seed if i == 0 else seed + 100 + i), name=name)
-                   for i, (name, tensors) in enumerate(plan.streams.items())}
-        self.sampler = build_sampler(config, manager)
-        self.updates = StepInterface(
-            roles=self.roles, trained=trained, frozen=frozen, optimizers=optimizers, scalers=scalers,
-            penalties=penalties, constraints=constraints, emas=self.emas, streams=streams, sampler=self.sampler,
-            latent_rng=torch.Generator(self.device).manual_seed(seed + 1),
-            penalty_rng=torch.Generator(self.device).manual_seed(seed + 3),  # PenaltyContext.uniform
-            procedure_rng=torch.Generator().manual_seed(seed + 4),
-            dist=self.dist, device=self.device, batch_size=t.batch_size, n_critic=t.n_critic, amp_dtype=amp_dtype,
-            skip_nonfinite=t.nonfinite == "skip",
-            progressive=[hook for r in self.roles.values()
-                         if callable(hook := getattr(r.module, "set_training_progress", None))],
-        )
-        self.preview_seed = preview_seed(config)
-        self._stop_signal: int | None = None
-        self.stopped_by: int | None = None  # the signal that ended fit() early, if one did
-        self.resumed_from: Path | None = None
-        self.loggers: Loggers | None = None
+            seed = t.seed
+            streams = {name: BatchStream(tensors, t.batch_size, self.device,
+                                         torch.Generator().manual_seed(seed if i == 0 else seed + 100 + i), name=name)
+                       for i, (name, tensors) in enumerate(plan.streams.items())}
+            self.sampler = build_sampler(config, manager)
+            self.updates = StepInterface(
+                roles=self.roles, trained=trained, frozen=frozen, optimizers=optimizers, scalers=scalers,
+                penalties=penalties, constraints=constraints, emas=self.emas, streams=streams, sampler=self.sampler,
+                latent_rng=torch.Generator(self.device).manual_seed(seed + 1),
+                penalty_rng=torch.Generator(self.device).manual_seed(seed + 3),  # PenaltyContext.uniform
+                procedure_rng=torch.Generator().manual_seed(seed + 4),
+                dist=self.dist, device=self.device, batch_size=t.batch_size, n_critic=t.n_critic, amp_dtype=amp_dtype,
+                skip_nonfinite=t.nonfinite == "skip",
+                progressive=[hook for r in self.roles.values()
+                             if callable(hook := getattr(r.module, "set_training_progress", None))],
+            )
+            self.preview_seed = preview_seed(config)
+            self._stop_signal: int | None = None
+            self.stopped_by: int | None = None  # the signal that ended fit() early, if one did
+            self.resumed_from: Path | None = None
+            self.loggers: Loggers | None = None
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -254,9 +255,7 @@ class Trainer:
 
     def training_state(self) -> dict[str, Any]:
         """Everything besides the weights that an exact resume needs (a collective when distributed)."""
-        rank_rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rank_rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        rank_rng = self._global.rng_state()
         return {
             **self.updates.state_dict(),
             "rng_ranks": self.dist.gather(rank_rng),  # every rank's own generators (dropout, noise inputs)
@@ -281,9 +280,7 @@ class Trainer:
         self.updates.load_state_dict(state)
         ranks = state["rng_ranks"]
         mine = ranks[self.dist.rank] if self.dist.rank < len(ranks) else ranks[0]
-        torch.set_rng_state(mine["torch"].to("cpu"))
-        if "cuda" in mine and self.device.type == "cuda":
-            torch.cuda.set_rng_state(mine["cuda"].to("cpu"), self.device)
+        self._global.load_rng_state(mine)
         self.procedure.load_state_dict(state["procedure"])
         self.resumed_from = checkpoint.path
 
@@ -344,6 +341,10 @@ class Trainer:
 
     def train_step(self) -> None:
         """One iteration of the procedure (its losses stay on the device until the next log)."""
+        with self._global.active():  # inside fit() already active: a counter, no state copied
+            self._train_step()
+
+    def _train_step(self) -> None:
         u = self.updates
         if self._decays:
             steps = self.config.train.steps
@@ -386,6 +387,10 @@ class Trainer:
         """Train to ``train.steps``; returns the last checkpoint. SIGINT/SIGTERM stop the run at
         the next step boundary (the next logging step when distributed, where the ranks agree)
         after writing a checkpoint."""
+        with self._global.active():
+            return self._fit()
+
+    def _fit(self) -> Path:
         c = self.config
         writer = self.dist.is_writer
         if writer:

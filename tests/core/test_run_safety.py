@@ -319,3 +319,27 @@ def test_sigterm_is_reported_as_an_unfinished_run(tmp_path: Path, subprocess_env
     proc.terminate()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "stopped by SIGTERM at step" in err and "of 100000" in err
+
+
+# -- 9. bounds before allocation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["latent_dim", "embedding_dim"])
+def test_a_network_too_big_for_memory_is_refused_before_anything_is_allocated(
+    field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # counted on the meta device: without the check this would try to allocate 8 TB of weights
+    code, err = run_cli(["train", "--out", str(tmp_path / "run"), "--set", f"generator.{field}=1000000000"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"generator.{field} = 1000000000" in err and "TB, more than the" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_check_can_fail_for_an_ordinary_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ganforge import ConfigError, building
+
+    monkeypatch.setattr(building, "memory_bytes", lambda device: 10_000)  # a machine of 10 kB
+    with pytest.raises(ConfigError, match=r"generator: 'cdcgan' with these settings has [\d,]+ parameters"):
+        Trainer(load_config(None, TINY), tmp_path / "run")
+    monkeypatch.undo()
+    Trainer(load_config(None, TINY), tmp_path / "run")  # the same run fits a real machine

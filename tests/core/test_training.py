@@ -144,3 +144,19 @@ def test_decaying_learning_rate_reaches_the_optimisers_and_resumes_identically(t
 def test_decay_start_outside_zero_one_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"optim\.g\.decay_start.*1\.5"):
         load_config(None, ["optim.g.decay_start=1.5"])
+
+
+def test_a_trainer_leaves_the_callers_generators_and_deterministic_mode_as_it_found_them(tmp_path: Path) -> None:
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    assert not torch.are_deterministic_algorithms_enabled()
+    t = Trainer(load_config(None, [*TINY, "train.steps=2", "train.deterministic=true"]), tmp_path / "run")
+    assert torch.equal(torch.get_rng_state(), before) and not torch.are_deterministic_algorithms_enabled()
+    t.fit()
+    assert torch.equal(torch.get_rng_state(), before) and not torch.are_deterministic_algorithms_enabled()
+    # and the run is the same whatever the caller's generator was: its networks start from its own seed
+    torch.manual_seed(99)
+    again = Trainer(load_config(None, [*TINY, "train.steps=2", "train.deterministic=true"]), tmp_path / "run2")
+    first = Trainer(load_config(None, [*TINY, "train.steps=2", "train.deterministic=true"]), tmp_path / "run3")
+    for a, b in zip(again.network("generator").parameters(), first.network("generator").parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -34,6 +34,10 @@ def test_the_generators_are_registered_and_are_translators() -> None:
         assert isinstance(g, Generator) and isinstance(g, Translator)
         assert g.latent_spaces[0].name == "x" and g.latent_spaces[0].shape == (3, 16, 16)
     assert manager.get("discriminator", "stargan").factory is StarGANDiscriminator
+    # the check can fail: a prior-sampling generator and a plain function are not translators
+    dcgan = manager.get("generator", "dcgan")
+    assert not isinstance(dcgan.factory(dcgan.config(base_channels=4), data=DataSpec(shape=(1, 16, 16))), Translator)
+    assert not isinstance(lambda x, target=None: x, Translator)
 
 
 @pytest.mark.parametrize("side", [4, 8, 16, 32, 64])
