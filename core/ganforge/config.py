@@ -264,6 +264,9 @@ class _ScalarTypeError(TypeError):
     pass
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _strict(expected: str, ok: Any, convert: Any = None) -> Any:
     def structure(value: Any, _: Any) -> Any:
         if not ok(value):
@@ -282,11 +285,13 @@ def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
     conv.register_structure_hook(
         int, _strict("an integer", lambda x: isinstance(x, int) and not isinstance(x, bool))
     )
-    # nan and inf pass every bound (inf > 0 holds; nan compares false both ways): no setting takes them
+    # nan and inf pass every bound (inf > 0 holds; nan compares false both ways), and a number beyond
+    # float32's range becomes inf in the tensors the engine computes with: no setting takes them
     conv.register_structure_hook(
         float,
-        _strict("a finite number",
-                lambda x: isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x), float),
+        _strict("a finite number (within float32's range, |x| <= 3.4e38)",
+                lambda x: isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                and abs(x) <= FLOAT32_MAX, float),
     )
     conv.register_structure_hook(str, _strict("a string", lambda x: isinstance(x, str)))
 

@@ -91,8 +91,10 @@ def evaluate(run: Path, tmp_path: Path, *extra: str, capsys: pytest.CaptureFixtu
             "--real-samples", "300", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out.json"),
             *extra]
     assert main(argv) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     assert printed == json.loads((tmp_path / "out.json").read_text())
+    assert "eval: generated samples [" in captured.err and "] 200/200 images elapsed" in captured.err  # progress
     return printed
 
 

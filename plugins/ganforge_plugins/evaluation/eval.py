@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from attrs import validators as v
 from ganforge import (
     ConfigError,
     GanforgeError,
+    Progress,
     atomic_write_text,
     hookimpl,
     load_generator,
@@ -160,7 +162,17 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
                                 "not images")
         check_shapes(tuple(images.shape[1:]), spec.shape)
         chosen = images[subset(len(images), config.real_samples, config.seed)]
-        feats, _ = extract_batched(extractor, lambda: chosen.split(config.batch_size), probabilities=False)
+        progress = Progress(len(chosen), label=f"eval: reference features of {name}", unit="images")
+
+        def batches() -> Iterator[Tensor]:
+            for batch in chosen.split(config.batch_size):
+                yield batch
+                progress.advance(len(batch))
+
+        try:
+            feats, _ = extract_batched(extractor, batches, probabilities=False)
+        finally:
+            progress.close()
         return feats, tuple(images.shape[1:])
 
     cache = ReferenceCache(config.cache_dir)
@@ -173,12 +185,19 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
     rng = torch.Generator(device).manual_seed(config.seed)
     k = getattr(trained.module, "num_classes", None)
 
+    progress = Progress(config.num_samples, label="eval: generated samples", unit="images")
+
     def sample(b: int) -> Tensor:
-        return trained.sample(b, generator=rng, labels=sample_labels(b, k, device, rng))
+        images = trained.sample(b, generator=rng, labels=sample_labels(b, k, device, rng))
+        progress.advance(b)
+        return images
 
     needs_probs = any(m.needs == "probabilities" for _, m in metrics)
-    fake, fake_probs = extract_batched(extractor, generated_batches(sample, config.num_samples, config.batch_size),
-                                       probabilities=needs_probs)
+    try:
+        fake, fake_probs = extract_batched(extractor, generated_batches(sample, config.num_samples,
+                                                                        config.batch_size), probabilities=needs_probs)
+    finally:
+        progress.close()
     timer.lap("generated")
     values = compute_metrics(metrics, reference.features, fake, fake_probs)
     timer.lap("metrics")
