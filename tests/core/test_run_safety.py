@@ -343,3 +343,12 @@ def test_the_memory_check_can_fail_for_an_ordinary_network(monkeypatch: pytest.M
         Trainer(load_config(None, TINY), tmp_path / "run")
     monkeypatch.undo()
     Trainer(load_config(None, TINY), tmp_path / "run")  # the same run fits a real machine
+
+
+def test_a_batch_whose_activations_cannot_fit_is_refused_naming_the_batch_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # activations counted by a forward pass on the meta device: shapes only
+    code, err = run_cli(["train", "--out", str(tmp_path / "run"), "--set", "train.batch_size=1000000000"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "its activations for one batch" in err and "train.batch_size = 1000000000 (the batch's activations)" in err
