@@ -5,41 +5,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, TINY
+from tests.templates import ganforge as _ganforge
+from tests.templates import installed_copy
+from tests.templates import pip as _pip
 
 TEMPLATE = REPO / "examples" / "plugin-template"
 DIST = "ganforge-hinge-example"
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600)
-
-
-def _ganforge(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
-
-
 @pytest.fixture
-def installed_template(tmp_path: Path):  # type: ignore[no-untyped-def]
-    if _pip("show", DIST).returncode == 0:
-        pytest.fail(f"{DIST} is already installed; this test installs and removes it itself")
-    build = tmp_path / "template"  # a copy, so that the build leaves nothing in the checkout
-    subprocess.run(["cp", "-r", str(TEMPLATE), str(build)], check=True)
-    done = _pip("install", "--no-deps", "--no-build-isolation", "-q", str(build))
-    assert done.returncode == 0, done.stderr
-    try:
-        yield
-    finally:
-        _pip("uninstall", "-y", "-q", DIST)
+def installed_template(tmp_path: Path) -> Iterator[Path]:
+    with installed_copy(TEMPLATE, DIST, tmp_path) as build:
+        yield build
 
 
 def test_template_is_listed_trains_and_is_forgotten_once_uninstalled(
-    installed_template: None, tmp_path: Path, subprocess_env: dict[str, str]
+    installed_template: Path, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     listing = _ganforge("plugins", env=subprocess_env, cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
@@ -64,7 +51,7 @@ def test_template_is_listed_trains_and_is_forgotten_once_uninstalled(
     assert not (tmp_path / "run2").exists()  # nothing written before the config was valid
 
 
-def test_template_tests_pass_against_this_checkout(installed_template: None, subprocess_env: dict[str, str]) -> None:
+def test_template_tests_pass_against_this_checkout(installed_template: Path, subprocess_env: dict[str, str]) -> None:
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TEMPLATE / "tests")],
                             capture_output=True, text=True, env=subprocess_env, cwd=TEMPLATE, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

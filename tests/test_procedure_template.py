@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TINY
-from tests.test_plugin_template import _ganforge, _pip
+from tests.templates import ganforge as _ganforge
+from tests.templates import installed_copy
 
 TEMPLATE = REPO / "examples" / "procedure-template"
 DIST = "ganforge-ragan-example"
@@ -21,13 +22,7 @@ DIST = "ganforge-ragan-example"
 def test_a_third_party_procedure_is_installed_used_from_a_config_and_removed(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    if _pip("show", DIST).returncode == 0:
-        pytest.fail(f"{DIST} is already installed; this test installs and removes it itself")
-    build = tmp_path / "template"  # a copy, so that the build leaves nothing in the checkout
-    subprocess.run(["cp", "-r", str(TEMPLATE), str(build)], check=True)
-    done = _pip("install", "--no-deps", "--no-build-isolation", "-q", str(build))
-    assert done.returncode == 0, done.stderr
-    try:
+    with installed_copy(TEMPLATE, DIST, tmp_path) as build:
         listing = _ganforge("plugins", env=subprocess_env, cwd=tmp_path)
         assert listing.returncode == 0, listing.stderr
         assert f"example-ragan  [{DIST} 0.1.0]  ganforge_ragan_example.ragan" in listing.stdout
@@ -42,9 +37,6 @@ def test_a_third_party_procedure_is_installed_used_from_a_config_and_removed(
         tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(build / "tests")],
                                capture_output=True, text=True, env=subprocess_env, cwd=build, timeout=600)
         assert tests.returncode == 0, tests.stdout + tests.stderr
-    finally:
-        removed = _pip("uninstall", "-y", "-q", DIST)
-    assert removed.returncode == 0, removed.stderr
     again = _ganforge("train", str(config), "--out", str(tmp_path / "run2"), *tiny, env=subprocess_env, cwd=tmp_path)
     assert again.returncode == 2 and "unknown procedure 'example-ragan'" in again.stderr
     assert not (tmp_path / "run2").exists()
