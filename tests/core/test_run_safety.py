@@ -115,12 +115,15 @@ def test_writers_started_together_one_runs_the_others_are_refused(
             assert "is in use by another ganforge process" in r.stderr or "already holds a run" in r.stderr
 
 
-# Forks writers from one interpreter that has imported ganforge (and run no torch operation, so no
-# thread pool is copied): 8 separate processes, each with its own descriptors and lock, released
+# Forks writers from one interpreter that has imported ganforge and its plugins (and run no torch
+# operation, so no thread pool is copied): 8 separate processes, each with its own descriptors and lock, released
 # together through a pipe, at a fraction of the cost of 8 fresh interpreters importing torch.
 FORKED_WRITERS = """
 import json, os, sys
+from ganforge import get_plugin_manager
 from ganforge.cli import main
+
+get_plugin_manager()  # the plugins imported once, before the forks (what every writer would import)
 
 rounds, writers, argv, root = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 codes = []
