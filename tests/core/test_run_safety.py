@@ -159,16 +159,22 @@ def test_stress_eight_writers_twenty_times_the_directory_equals_an_undisturbed_r
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     argv = ["train", *sets("train.steps=2", "output.keep_last=0")]
-    alone = tmp_path / "alone"
-    assert main([*argv, "--out", str(alone)]) == 0
+
+    def writers(rounds: int, n: int, root: Path) -> list[list[int]]:
+        root.mkdir()
+        done = subprocess.run([sys.executable, "-c", FORKED_WRITERS, str(rounds), str(n), json.dumps(argv), str(root)],
+                              capture_output=True, text=True, env=subprocess_env, timeout=1800)
+        assert done.returncode == 0, done.stderr
+        codes: list[list[int]] = json.loads(done.stdout.splitlines()[-1])
+        return codes
+
+    # the undisturbed run is made the same way, alone (the same thread count: bit-identical weights)
+    assert writers(1, 1, tmp_path / "undisturbed") == [[0]]
+    alone = tmp_path / "undisturbed" / "same-0"
     reference_files = sorted(p.relative_to(alone) for p in alone.rglob("*") if p.name != ".lock")
     metrics = (alone / "metrics.jsonl").read_text().count("\n")
     stress = tmp_path / "stress"
-    stress.mkdir()
-    done = subprocess.run([sys.executable, "-c", FORKED_WRITERS, "20", "8", json.dumps(argv), str(stress)],
-                          capture_output=True, text=True, env=subprocess_env, timeout=1800)
-    assert done.returncode == 0, done.stderr
-    codes = json.loads(done.stdout.splitlines()[-1])
+    codes = writers(20, 8, stress)
     assert codes == [[0] + [2] * 7] * 20, codes
     refusals = [p.read_text() for p in stress.glob("log-*.txt")]
     assert sum("is in use by another ganforge process" in t or "already holds a run" in t for t in refusals) == 140
