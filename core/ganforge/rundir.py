@@ -79,8 +79,10 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
     directory that is empty or does not exist yet (a run's directory, or one holding the user's own
     files, is refused, naming what is there); a resumed one must be a run. Returns the held lock;
     the caller releases it when the run ends."""
-    if not resume:
-        _check_new(out)  # before the lock file too: a directory of the user's gets nothing written into it
+    if not resume and not (out / LOCK).exists():
+        # before the lock file too: a directory of the user's gets nothing written into it (one with a
+        # lock file is a run, perhaps being written right now: the check under the lock decides)
+        _check_new(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
