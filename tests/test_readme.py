@@ -19,7 +19,7 @@ from tests.conftest import REPO
 # lines covered elsewhere: the full default job (tests/test_default_run.py), real-data recipes and
 # metrics (benchmarks, tests/plugins/test_metrics_*), the lab (tests/plugins/test_lab.py), translation
 # (tests/plugins/test_procedures_translation.py) and DDP (tests/core/test_distributed.py)
-ELSEWHERE = ("ganforge train  ", "ganforge train configs/", "ganforge eval", "ganforge lab", "ganforge translate",
+ELSEWHERE = ("ganforge train configs/", "ganforge eval", "ganforge lab", "ganforge translate",
              "torchrun")
 TINY = ["train.steps=30", "train.batch_size=32", "output.progress=false", "output.sample_every=30",
         "output.checkpoint_every=30"]
