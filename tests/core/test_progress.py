@@ -62,3 +62,17 @@ def test_a_disabled_progress_writes_nothing() -> None:
     p.tick()
     p.close()
     assert out.getvalue() == "" and time.perf_counter() > 0
+
+
+def test_train_shows_the_bar_at_once_and_at_every_logged_step(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from ganforge.cli import main
+
+    from tests.conftest import TINY
+
+    sets = [a for item in [*TINY, "train.steps=4", "output.log_every=2", "output.progress=true"]
+            for a in ("--set", item)]
+    assert main(["train", "--out", str(tmp_path / "run"), *sets]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train [")]
+    assert "0/4 steps elapsed" in lines[0] and "starting" in lines[0]  # before the first step
+    assert any("2/4 steps elapsed" in line and ", eta " in line and "img/s" in line for line in lines)
+    assert "4/4 steps elapsed" in lines[-1]
