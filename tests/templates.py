@@ -21,6 +21,12 @@ def ganforge(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
                           cwd=cwd, timeout=600)
 
 
+def run_its_tests(build: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The example's own test suite, run from its installed copy as its author would."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(build / "tests")],
+                          capture_output=True, text=True, env=env, cwd=build, timeout=600)
+
+
 @contextmanager
 def installed_copy(template: Path, dist: str, tmp_path: Path) -> Iterator[Path]:
     """``pip install`` a copy of ``template``; yields the copy and uninstalls ``dist`` on leaving."""

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO, TINY
 from tests.templates import ganforge as _ganforge
-from tests.templates import installed_copy
+from tests.templates import installed_copy, run_its_tests
 
 TEMPLATE = REPO / "examples" / "layer-template"
 DIST = "ganforge-modconv-example"
@@ -45,8 +45,7 @@ def test_a_third_party_layer_is_installed_used_by_a_stylegan_generator_and_remov
             str(tmp_path / "run")], capture_output=True, text=True, env=subprocess_env, cwd=tmp_path, timeout=300)
         assert probe.returncode == 0, probe.stderr
         assert probe.stdout.split()[:2] == ["True", "False"], probe.stdout
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(build / "tests")],
-                               capture_output=True, text=True, env=subprocess_env, cwd=build, timeout=600)
+        tests = run_its_tests(build, subprocess_env)
         assert tests.returncode == 0, tests.stdout + tests.stderr
     again = _ganforge("train", str(config), "--out", str(tmp_path / "run2"), *sets, env=subprocess_env, cwd=tmp_path)
     assert again.returncode == 2 and "unknown layer 'example-modulated-conv'" in again.stderr

@@ -4,15 +4,13 @@ change to ganforge, and is forgotten once removed."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, TINY
 from tests.templates import ganforge as _ganforge
-from tests.templates import installed_copy
+from tests.templates import installed_copy, run_its_tests
 
 TEMPLATE = REPO / "examples" / "procedure-template"
 DIST = "ganforge-ragan-example"
@@ -34,8 +32,7 @@ def test_a_third_party_procedure_is_installed_used_from_a_config_and_removed(
                           cwd=tmp_path)
         assert train.returncode == 0, train.stderr
         assert 'name = "example-ragan"' in (tmp_path / "run" / "config.toml").read_text()
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(build / "tests")],
-                               capture_output=True, text=True, env=subprocess_env, cwd=build, timeout=600)
+        tests = run_its_tests(build, subprocess_env)
         assert tests.returncode == 0, tests.stdout + tests.stderr
     again = _ganforge("train", str(config), "--out", str(tmp_path / "run2"), *tiny, env=subprocess_env, cwd=tmp_path)
     assert again.returncode == 2 and "unknown procedure 'example-ragan'" in again.stderr

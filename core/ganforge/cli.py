@@ -18,6 +18,7 @@ import torch
 from . import __version__
 from .checkpoint import load_checkpoint, recover
 from .config import RunConfig, load_config, load_settings, structure, to_toml
+from .distributed import DistributedContext
 from .errors import CheckpointError, ConfigError, GanforgeError, OutputError
 from .inference import load_generator
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
@@ -128,7 +129,7 @@ def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     if restarted and args.out and not args.resume and (Path(args.out) / "checkpoints" / "latest").is_file():
         args.resume, args.out, args.init_from = args.out, None, None
-    writer = int(os.environ.get("RANK", "0")) == 0
+    writer = DistributedContext.launched_as_writer()
     lock = None
     try:
         if args.resume:
@@ -157,7 +158,7 @@ def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
             trainer = Trainer(config, out, manager=manager)  # builds data and networks: fails before any write
             if source is not None:
                 trainer.load_weights_from(source)
-            if trainer.dist.is_writer:
+            if writer:
                 lock = prepare_run_dir(out)
                 origin = f" from the weights of {source.path}" if source is not None else ""
                 what = config.generator.name if config.procedure.name == "gan" else config.procedure.name

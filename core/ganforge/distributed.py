@@ -36,6 +36,12 @@ class DistributedContext:
         """Only rank 0 writes files."""
         return self.rank == 0
 
+    @staticmethod
+    def launched_as_writer() -> bool:
+        """Whether this process is rank 0 of its launch (or not launched by ``torchrun``), read from the
+        environment before any process group is joined: what may take a run directory's lock."""
+        return int(os.environ.get("RANK", "0")) == 0
+
     @classmethod
     def from_environment(cls, device: torch.device) -> DistributedContext:
         """Join the process group that ``torchrun`` describes in the environment, if any."""

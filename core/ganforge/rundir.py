@@ -1,4 +1,5 @@
-"""The run directory: its creation, the metrics log, logging backends and the progress line."""
+"""The run directory: its creation and its lock (one writer at a time), the metrics log and the
+logging backends."""
 
 from __future__ import annotations
 

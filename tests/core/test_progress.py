@@ -4,7 +4,6 @@ a line every ``every_s`` seconds (and at the end) without one."""
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 from ganforge import Progress
@@ -61,7 +60,7 @@ def test_a_disabled_progress_writes_nothing() -> None:
     p.update(1)
     p.tick()
     p.close()
-    assert out.getvalue() == "" and time.perf_counter() > 0
+    assert out.getvalue() == ""
 
 
 def test_train_shows_the_bar_at_once_and_at_every_logged_step(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -387,9 +387,9 @@ def test_a_network_too_big_for_memory_is_refused_before_anything_is_allocated(
 
 
 def test_the_memory_check_can_fail_for_an_ordinary_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from ganforge import ConfigError, building
+    from ganforge import ConfigError, memory
 
-    monkeypatch.setattr(building, "memory_bytes", lambda device: 10_000)  # a machine of 10 kB
+    monkeypatch.setattr(memory, "memory_bytes", lambda device: 10_000)  # a machine of 10 kB
     with pytest.raises(ConfigError, match=r"generator: 'cdcgan' with these settings has [\d,]+ parameters"):
         Trainer(load_config(None, TINY), tmp_path / "run")
     monkeypatch.undo()

@@ -199,7 +199,7 @@ class StyleLayer(nn.Module):
         self.fused = hasattr(self.style, "styles") and act[0] == "lrelu" and not self.replaces_conv
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
         # checkpoints written before the style became a layer name it "adain"
-        self._register_load_state_dict_pre_hook(_rename_adain)
+        self.register_load_state_dict_pre_hook(_rename_adain)
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str) -> Tensor:
         if self.up:
@@ -224,7 +224,7 @@ class StyleLayer(nn.Module):
         return self.style(ops.bias_act(x, self.bias, act=act, alpha=alpha, gain=1.0), w)
 
 
-def _rename_adain(state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+def _rename_adain(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
     for key in [k for k in state_dict if k.startswith(prefix + "adain.")]:
         state_dict[prefix + "style." + key[len(prefix + "adain."):]] = state_dict.pop(key)
 
