@@ -37,7 +37,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import platform
 import statistics
 import sys
@@ -291,13 +290,13 @@ def bench_models(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
                             stylegan.StyleGANDiscriminator, stylegan.StyleGANDiscriminatorConfig),
                "pggan": (pggan.PGGANGenerator, pggan.PGGANGeneratorConfig,
                          pggan.PGGANDiscriminator, pggan.PGGANDiscriminatorConfig)}
-    previous = os.environ.get("GANFORGE_KERNELS")
-    try:
-        for family, (g_cls, g_cfg, d_cls, d_cfg) in classes.items():
-            for res in resolutions:
-                data = DataSpec(shape=(3, res, res))
-                for kernels in ["ref"] + (["cuda"] if device == "cuda" else []):
-                    os.environ["GANFORGE_KERNELS"] = kernels
+    from ganforge_plugins.ops import kernels_mode
+
+    for family, (g_cls, g_cfg, d_cls, d_cfg) in classes.items():
+        for res in resolutions:
+            data = DataSpec(shape=(3, res, res))
+            for kernels in ["ref"] + (["cuda"] if device == "cuda" else []):
+                with kernels_mode(kernels):
                     torch.manual_seed(0)
                     G = g_cls(g_cfg(**widths), data).to(device)
                     D = d_cls(d_cfg(**widths), data).to(device)
@@ -306,11 +305,6 @@ def bench_models(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
                         ms, iqr = time_ms(step, device, 2 if args.quick else 5, 3 if args.quick else 20)
                         rows.append({"model": family, "resolution": res, "batch": batch, "kernels": kernels,
                                      "step": name, "ms": round(ms, 3), "iqr_ms": round(iqr, 3), "d_params": params})
-    finally:
-        if previous is None:
-            os.environ.pop("GANFORGE_KERNELS", None)
-        else:
-            os.environ["GANFORGE_KERNELS"] = previous
     return rows
 
 

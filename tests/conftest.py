@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +69,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def kernels(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Set this process's ``GANFORGE_KERNELS`` mode (read once per process) for one test:
+    ``kernels("cuda")``; the mode the process had is restored afterwards."""
+    from ganforge_plugins.ops import dispatch
+
+    monkeypatch.setattr(dispatch, "_MODE", list(dispatch._MODE))
+
+    def set_mode(value: str) -> None:
+        dispatch._MODE[:] = [dispatch.parse_mode(value)]
+
+    return set_mode

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ganforge import ConfigError
 from ganforge_plugins import ops
-from ganforge_plugins.ops import reference
+from ganforge_plugins.ops import dispatch, reference
 
 
 def rng(seed: int = 0) -> torch.Generator:
@@ -201,33 +201,64 @@ def test_upfirdn2d_has_second_order_gradients() -> None:
 # -- dispatch --------------------------------------------------------------------------------------
 
 
-def test_dispatch_uses_the_reference_without_a_cuda_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dispatch_uses_the_reference_without_a_cuda_backend(kernels) -> None:  # type: ignore[no-untyped-def]
     x = torch.zeros(1, 2, 3, 3)
     for mode in ("auto", "ref", "", "REF"):
-        monkeypatch.setenv(ops.ENV, mode)
+        kernels(mode)
         assert ops.backend_for("adain", x).name == "ref"
-    monkeypatch.setenv(ops.ENV, "cuda")
+    kernels("cuda")
     with pytest.raises(ConfigError, match="GANFORGE_KERNELS=cuda: no CUDA implementation of 'pixel_norm'"):
         ops.pixel_norm(x)
-    monkeypatch.setenv(ops.ENV, "fast")
+    with pytest.raises(ConfigError, match="GANFORGE_KERNELS='fast': expected one of auto, cuda, ref"):
+        kernels("fast")
+
+
+def test_the_mode_is_read_from_the_environment_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganforge_plugins.ops import dispatch
+
+    monkeypatch.setattr(dispatch, "_MODE", [])
+    monkeypatch.setenv(ops.ENV, "ref")
+    x = torch.zeros(1, 2, 3, 3)
+    assert ops.backend_for("adain", x).name == "ref" and ops.mode() == "ref"
+    reads = []
+    monkeypatch.setattr(dispatch.os.environ, "get", lambda *a: reads.append(a) or "cuda")  # type: ignore[attr-defined]
+    for _ in range(3):
+        ops.pixel_norm(x)  # still ref: the environment is not read again
+    assert reads == [] and ops.mode() == "ref"
+    with ops.kernels_mode("cuda"):
+        assert ops.mode() == "cuda"
+        with pytest.raises(ConfigError, match="no CUDA implementation of 'pixel_norm'"):
+            ops.pixel_norm(x)
+    assert ops.mode() == "ref"  # restored
+    assert dispatch.mode_from_env() == "cuda" and reads  # kernels status reads it afresh
+    monkeypatch.setattr(dispatch, "_MODE", [])
+    monkeypatch.setattr(dispatch.os.environ, "get", lambda *a: "fast")  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="GANFORGE_KERNELS='fast': expected one of auto, cuda, ref"):
         ops.pixel_norm(x)
 
 
-def test_a_registered_backend_is_used_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_package_exports_the_dispatching_functions_not_the_op_modules() -> None:
+    import sys
+
+    for name in ops.OPS:
+        assert callable(ops.__dict__[name]) and not isinstance(ops.__dict__[name], type(sys)), name
+        assert sys.modules[f"ganforge_plugins.ops.{name}"].OP.name == name
+
+
+def test_a_registered_backend_is_used_where_it_applies(monkeypatch: pytest.MonkeyPatch, kernels) -> None:  # type: ignore[no-untyped-def]
     calls: list[str] = []
 
     def fake_pixel_norm(x: torch.Tensor, **kwargs: object) -> torch.Tensor:
         calls.append("cuda")
         return reference.pixel_norm(x, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ops, "_BACKENDS", dict(ops._BACKENDS))
+    monkeypatch.setattr(dispatch, "_BACKENDS", dict(dispatch._BACKENDS))
     ops.register_backend("cuda", {"pixel_norm": fake_pixel_norm}, supports=lambda op, x: x.dtype == torch.float32)
     x = torch.randn(2, 3, 4, 4)
-    monkeypatch.setenv(ops.ENV, "auto")
+    kernels("auto")
     ops.pixel_norm(x)
     assert calls == []  # auto: a CPU tensor stays on the reference
-    monkeypatch.setenv(ops.ENV, "cuda")
+    kernels("cuda")
     torch.testing.assert_close(ops.pixel_norm(x), reference.pixel_norm(x))
     assert calls == ["cuda"]
     with pytest.raises(ConfigError, match="no CUDA implementation of 'adain'"):

@@ -22,12 +22,12 @@ import torch
 from ganforge import ConfigError
 from ganforge_plugins import ops
 from ganforge_plugins.ops import cuda_backend as cb
-from ganforge_plugins.ops import reference
+from ganforge_plugins.ops import dispatch, extension, reference
 
 
 def cpp_signatures() -> dict[str, list[str]]:
     """The parameter types of every function the extension exports, read from csrc/ops.cpp."""
-    text = (cb.CSRC / "ops.cpp").read_text()
+    text = (extension.CSRC / "ops.cpp").read_text()
     decls = re.findall(r"(?:at::Tensor|std::vector<at::Tensor>)\s+(\w+)\((.*?)\);", text, flags=re.S)
     return {name: [" ".join(p.split()[:-1]) for p in params.split(",")] for name, params in decls}
 
@@ -80,7 +80,7 @@ def test_the_reference_primitives_cover_every_exported_kernel_with_its_arity() -
                          "mbstd_bwd"}
     for name, types in sigs.items():
         assert len(inspect.signature(getattr(cb.RefPrimitives, name)).parameters) == len(types), name
-        assert f'm.def("{name}", &ganforge::{name}' in (cb.CSRC / "ops.cpp").read_text()
+        assert f'm.def("{name}", &ganforge::{name}' in (extension.CSRC / "ops.cpp").read_text()
 
 
 # -- bias_act wiring -----------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_minibatch_stddev_function_equals_the_reference_with_gradients_of_two_or
 
 
 @pytest.mark.parametrize("family", ["stylegan", "pggan"])
-def test_models_through_the_backend_functions_equal_the_reference_path(family: str, monkeypatch) -> None:
+def test_models_through_the_backend_functions_equal_the_reference_path(family: str, monkeypatch, kernels) -> None:
     """G's forward and backward, and D's R1 penalty with its parameter gradients, run through the
     backend's Functions (reference primitives) exactly as on the GPU, against GANFORGE_KERNELS=ref."""
     from ganforge import DataSpec
@@ -267,7 +267,7 @@ def test_models_through_the_backend_functions_equal_the_reference_path(family: s
     prefix = "StyleGAN" if family == "stylegan" else "PGGAN"
     used: list[int] = []
     monkeypatch.setattr(cb, "_primitives", lambda: used.append(1) or REF)
-    monkeypatch.setattr(ops, "_BACKENDS", dict(ops._BACKENDS))
+    monkeypatch.setattr(dispatch, "_BACKENDS", dict(dispatch._BACKENDS))
     ops.register_backend("cuda", dict(cb.OPS), why_not=lambda op, x: None)
     data = DataSpec(shape=(3, 16, 16))
     torch.manual_seed(0)
@@ -279,7 +279,7 @@ def test_models_through_the_backend_functions_equal_the_reference_path(family: s
     real = randn(4, 3, 16, 16, seed=31)
     results = {}
     for mode in ("ref", "cuda"):
-        monkeypatch.setenv(ops.ENV, mode)
+        kernels(mode)
         G.zero_grad(set_to_none=True)
         D.zero_grad(set_to_none=True)
         torch.manual_seed(1)  # the same noise in both runs
@@ -300,18 +300,19 @@ def test_models_through_the_backend_functions_equal_the_reference_path(family: s
 # -- dispatch and build plumbing -----------------------------------------------------------------------------------
 
 
-def test_the_cuda_backend_is_registered_and_cpu_inputs_stay_on_the_reference(monkeypatch) -> None:
-    assert set(ops._BACKENDS["cuda"].ops) == set(ops.OPS)
+def test_the_cuda_backend_is_registered_and_cpu_inputs_stay_on_the_reference(kernels) -> None:
+    assert set(dispatch._BACKENDS["cuda"].ops) == set(ops.OPS)
     x = torch.zeros(1, 2, 3, 3)
-    monkeypatch.setenv(ops.ENV, "auto")
+    kernels("auto")
     assert all(ops.backend_for(op, x).name == "ref" for op in ops.OPS)
-    monkeypatch.setenv(ops.ENV, "cuda")
+    kernels("cuda")
     with pytest.raises(ConfigError, match=r"no CUDA implementation of 'adain' is available \(the input is on cpu"):
         ops.backend_for("adain", x)
 
 
-def test_auto_falls_back_with_one_warning_naming_the_reason(monkeypatch) -> None:
-    monkeypatch.setattr(cb, "_STATE", {"module": None, "error": "no nvcc (CUDA_HOME=None)", "warned": False})
+def test_auto_falls_back_with_one_warning_naming_the_reason(monkeypatch, kernels) -> None:
+    monkeypatch.setattr(cb, "_STATE", {"module": None, "error": "no nvcc (CUDA_HOME=None)", "verdict": None,
+                                       "warned": set()})
     x = torch.empty(2, 3, device="meta")  # a stand-in for a CUDA tensor: only is_cuda and dtype are read
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
     with pytest.warns(cb.KernelFallbackWarning, match="no nvcc"):
@@ -319,28 +320,33 @@ def test_auto_falls_back_with_one_warning_naming_the_reason(monkeypatch) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not cb.supports("adain", x)  # once only
-    monkeypatch.setenv(ops.ENV, "cuda")
+    kernels("cuda")
     with pytest.raises(ConfigError, match=r"'pixel_norm' is available \(no nvcc"):
         ops.backend_for("pixel_norm", x)
 
 
 def test_build_key_changes_with_the_sources_and_the_architecture(monkeypatch, tmp_path) -> None:
-    key = cb.build_key("9.0")
-    assert key == cb.build_key("9.0") and key != cb.build_key("8.0")
-    for name in (*cb.SOURCES, *cb.HEADERS):
-        (tmp_path / name).write_bytes((cb.CSRC / name).read_bytes())
-    (tmp_path / "norm.cu").write_bytes(b"// changed\n" + (cb.CSRC / "norm.cu").read_bytes())
-    monkeypatch.setattr(cb, "CSRC", tmp_path)
-    assert cb.build_key("9.0") != key
+    key = extension.build_key("9.0")
+    assert key == extension.build_key("9.0") and key != extension.build_key("8.0")
+    for name in (*extension.SOURCES, *extension.HEADERS):
+        (tmp_path / name).write_bytes((extension.CSRC / name).read_bytes())
+    (tmp_path / "norm.cu").write_bytes(b"// changed\n" + (extension.CSRC / "norm.cu").read_bytes())
+    monkeypatch.setattr(extension, "CSRC", tmp_path)
+    assert extension.build_key("9.0") != key
 
 
 def test_status_lists_every_op_with_a_backend_and_a_reason(monkeypatch) -> None:
-    monkeypatch.setenv(ops.ENV, "ref")
-    assert [(op, b) for op, b, _ in cb.status()] == [(op, "ref") for op in ops.OPS]
+    monkeypatch.setenv(ops.ENV, "ref")  # status reads the environment afresh
+    monkeypatch.setattr(cb, "_STATE", {"module": None, "error": None, "verdict": None, "warned": set()})
+    monkeypatch.setattr(extension, "toolchain_problem",
+                        lambda **kw: "no CUDA device (torch.cuda.is_available() is False)")
+    assert [(op, b) for op, _, b, _ in cb.status()] == [(op, "ref") for op in ops.OPS]
     monkeypatch.setenv(ops.ENV, "auto")
-    monkeypatch.setattr(cb, "toolchain_problem", lambda **kw: "no CUDA device (torch.cuda.is_available() is False)")
     rows = cb.status()
-    assert {b for _, b, _ in rows} == {"ref"} and all("no CUDA device" in why for _, _, why in rows)
+    assert {(state, b) for _, state, b, _ in rows} == {("not built", "ref")}
+    assert all("no CUDA device" in why for *_, why in rows)
+    monkeypatch.setenv(ops.ENV, "cuda")
+    assert {b for _, _, b, _ in cb.status()} == {"error"}
 
 
 def test_kernels_status_command_prints_every_op(capsys, monkeypatch) -> None:
@@ -360,9 +366,9 @@ def test_kernels_status_command_prints_every_op(capsys, monkeypatch) -> None:
 def _nvcc_command(source: Path, out: Path) -> list[str]:
     from torch.utils import cpp_extension
 
-    nvcc = cb.nvcc_path()
+    nvcc = extension.nvcc_path()
     includes = list(cpp_extension.include_paths())
-    home = cb.cuda_home()
+    home = extension.cuda_home()
     if home:
         includes.append(str(Path(home) / "include"))
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
@@ -378,7 +384,7 @@ def _binding_command(source: Path, out: Path) -> list[str]:
     from torch.utils import cpp_extension
 
     includes = [*cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
-    home = cb.cuda_home()
+    home = extension.cuda_home()
     if home:
         includes.append(str(Path(home) / "include"))
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
@@ -388,20 +394,20 @@ def _binding_command(source: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", cb.SOURCES)
+@pytest.mark.parametrize("source", extension.SOURCES)
 def test_cuda_sources_compile_with_nvcc(source: str, tmp_path: Path) -> None:
     """nvcc compiles each kernel file, device code included (sm_90), with PyTorch's headers and flags;
     the C++ compiler checks the Python bindings. About 2 minutes a file on 2 busy cores."""
     if torch.version.cuda is None:
         pytest.skip("PyTorch without CUDA: no CUDA headers to compile against")
-    if cb.nvcc_path() is None:
-        pytest.skip(f"no nvcc (CUDA_HOME={cb.cuda_home()!r}): the CUDA sources are not compile-checked here")
+    if extension.nvcc_path() is None:
+        pytest.skip(f"no nvcc (CUDA_HOME={extension.cuda_home()!r}): the CUDA sources are not compile-checked here")
     if source.endswith(".cpp"):
-        command = _binding_command(cb.CSRC / source, tmp_path / "out.o")
+        command = _binding_command(extension.CSRC / source, tmp_path / "out.o")
     else:
-        command = _nvcc_command(cb.CSRC / source, tmp_path / "out.o")
+        command = _nvcc_command(extension.CSRC / source, tmp_path / "out.o")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "CUDA_HOME": cb.cuda_home() or ""})
+                            env={**os.environ, "CUDA_HOME": extension.cuda_home() or ""})
     assert result.returncode == 0, result.stderr[-4000:]
     assert source.endswith(".cpp") or (tmp_path / "out.o").stat().st_size > 0
 
@@ -506,7 +512,7 @@ def test_kernels_pass_gradcheck_and_gradgradcheck_in_float64(op: str) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("family", ["stylegan", "pggan"])
-def test_r1_and_wgan_gp_through_a_discriminator_equal_the_reference_path(family: str, monkeypatch) -> None:
+def test_r1_and_wgan_gp_through_a_discriminator_equal_the_reference_path(family: str, kernels) -> None:
     from ganforge import DataSpec
     from ganforge_plugins.models import pggan, stylegan
 
@@ -519,7 +525,7 @@ def test_r1_and_wgan_gp_through_a_discriminator_equal_the_reference_path(family:
     eps = torch.rand(8, 1, 1, 1, device="cuda", dtype=torch.float64)
     results = {}
     for mode in ("ref", "cuda"):
-        monkeypatch.setenv(ops.ENV, mode)
+        kernels(mode)
         out = {}
         for name, x0 in (("r1", real), ("wgan-gp", eps * real + (1 - eps) * fake)):
             D.zero_grad(set_to_none=True)
@@ -539,8 +545,8 @@ def test_r1_and_wgan_gp_through_a_discriminator_equal_the_reference_path(family:
 
 
 @pytest.mark.gpu
-def test_auto_uses_the_kernels_for_cuda_tensors_without_a_warning(monkeypatch) -> None:
-    monkeypatch.setenv(ops.ENV, "auto")
+def test_auto_uses_the_kernels_for_cuda_tensors_without_a_warning(kernels) -> None:
+    kernels("auto")
     x = torch.randn(2, 3, 4, 4, device="cuda")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

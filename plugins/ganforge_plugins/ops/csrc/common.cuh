@@ -1,4 +1,4 @@
-// Shared helpers of ganforge's CUDA kernels (see ../cuda_backend.py for the contract of every entry point).
+// Shared helpers of ganforge's CUDA kernels (see the Primitives class of each op module in ..; it is the contract of every entry point).
 //
 // Every kernel reads and writes its storage type (double, float, half, bfloat16) and computes in
 // at::opmath_type (double for double, float otherwise), so half and bfloat16 accumulate in float.

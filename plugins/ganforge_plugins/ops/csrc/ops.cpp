@@ -1,5 +1,5 @@
 // Python bindings of ganforge's CUDA kernels. The contract of every function (shapes, layouts,
-// dtypes) is documented where it is called: ganforge_plugins/ops/cuda_backend.py (CudaPrimitives).
+// dtypes) is documented where it is called: the Primitives class of each op module in ganforge_plugins/ops/.
 #include <torch/extension.h>
 
 #include <optional>

@@ -4,7 +4,7 @@
 // One thread per output pixel. For output row oy the taps that meet a non-inserted input sample are
 // k = k0, k0 + up, ... with j = oy * down - pad0 + k divisible by up and 0 <= j < H * up, so no work
 // is spent on inserted zeros. The gradient is this same op with the filter flipped and up and down
-// swapped (see cuda_backend.py), so gradients of any order reuse this kernel.
+// swapped (see ../upfirdn2d.py), so gradients of any order reuse this kernel.
 // x may have any strides; the output is channels-last when x is, else contiguous, and threads walk
 // it in memory order so that the stores are coalesced.
 #include "common.cuh"
