@@ -96,13 +96,14 @@ def floor_bytes(op: str, shape: tuple[int, ...], dtype: torch.dtype, mode: str) 
     return {"fwd": 2 * size, "fwd+bwd": 5 * size, "double": 10 * size}[mode]
 
 
-def implementations(device: str, nvlabs: str | None, with_compile: bool) -> dict[str, Callable[[str], Any]]:
+def implementations(device: str, nvlabs: str | None, with_compile: bool,
+                    compile_backend: str = "inductor") -> dict[str, Callable[[str], Any]]:
     """name -> (op -> callable with the reference's signature, or None where it has no such op)."""
     from ganforge_plugins.ops import cuda_backend, reference
 
     impls: dict[str, Callable[[str], Any]] = {"eager": lambda op: getattr(reference, op)}
     if with_compile:
-        impls["compile"] = lambda op: torch.compile(getattr(reference, op), dynamic=False)
+        impls["compile"] = lambda op: torch.compile(getattr(reference, op), dynamic=False, backend=compile_backend)
     if device == "cuda":
         impls["ours"] = lambda op: cuda_backend.OPS[op]
     else:
@@ -184,19 +185,24 @@ def copy_bandwidth(device: str, quick: bool) -> float:
     return 2 * numel * 4 / (ms * 1e-3) / 1e9
 
 
-def bench_ops(args: argparse.Namespace, device: str, bandwidth: float) -> list[dict[str, Any]]:
-    from ganforge_plugins.ops import cuda_backend
+def bench_ops(args: argparse.Namespace, device: str, bandwidth: float, *, deadline: float | None = None,
+              compile_backend: str = "inductor") -> list[dict[str, Any]]:
+    """Rows of :func:`run_pass` timings. ``args.impls`` / ``args.shapes`` (optional) narrow the
+    implementations and shapes; past ``deadline`` (``time.perf_counter()``) rows are marked skipped."""
+    from ganforge_plugins.ops import cuda_backend, reference
 
     rows = []
-    impls = implementations(device, args.nvlabs, args.compile)
-    shapes = QUICK_SHAPES if args.quick else SHAPES
+    impls = implementations(device, args.nvlabs, args.compile, compile_backend)
+    if getattr(args, "impls", None):
+        impls = {k: v for k, v in impls.items() if k in args.impls}
+    shapes = getattr(args, "shapes", None) or (QUICK_SHAPES if args.quick else SHAPES)
     for op in args.ops:
         for shape in shapes:
             for dname in args.dtypes:
                 dtype = DTYPES[dname]
                 case = make_inputs(op, shape, dtype, device)
                 modes = ["fwd", "fwd+bwd"] + (["double"] if op in DISCRIMINATOR_OPS else [])
-                y = impls["eager"](op)(case["x"], *case["args"], **case["kwargs"])
+                y = getattr(reference, op)(case["x"], *case["args"], **case["kwargs"])
                 w = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(device=device, dtype=dtype)
                 for name, get in impls.items():
                     try:
@@ -210,6 +216,10 @@ def bench_ops(args: argparse.Namespace, device: str, bandwidth: float) -> list[d
                     for mode in modes:
                         row: dict[str, Any] = {"op": op, "shape": list(shape), "dtype": dname, "impl": name,
                                                "mode": mode}
+                        if deadline is not None and time.perf_counter() > deadline:
+                            row["skipped"] = "stage budget"
+                            rows.append(row)
+                            continue
                         if name == "compile":
                             torch._dynamo.reset()
                             fn = get(op)
