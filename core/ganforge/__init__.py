@@ -38,7 +38,7 @@ from .errors import (
 )
 from .hookspecs import Register, hookimpl
 from .images import MAX_IMAGE_PIXELS, read_image, save_array, save_samples, to_unit
-from .inference import TrainedGenerator, TrainedRun, load_generator, load_run
+from .inference import TrainedGenerator, TrainedRun, layer_range, load_generator, load_run
 from .manager import PluginManager, get_plugin_manager, set_plugin_manager
 from .procedure import DataPlan, Network, NetworkBuilder, Preview, Procedure, Update
 from .progress import Progress
@@ -136,6 +136,7 @@ __all__ = [
     "dump_toml",
     "get_plugin_manager",
     "hookimpl",
+    "layer_range",
     "linear_decay",
     "load_checkpoint",
     "load_config",

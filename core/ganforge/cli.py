@@ -52,6 +52,13 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     sample.add_argument("--class", dest="class_index", type=int, help="class to draw, for a conditional model")
     sample.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (N x C x H x W in [0, 1])")
     sample.add_argument("--device", default="auto")
+    sample.add_argument("--psi", type=float, help="truncation psi in W, for a style-based generator: 1 = none, "
+                                                  "0 = the average image (default: the run's own setting)")
+    sample.add_argument("--mix", type=int, metavar="SEED",
+                        help="style mixing: the samples of this seed give their styles at --mix-layers")
+    sample.add_argument("--mix-layers", default="coarse", metavar="RANGE",
+                        help="coarse (pose, shape), middle, fine (colour, micro-structure), all, or start:stop "
+                             "indices into W+ (default coarse)")
 
     sub.add_parser("plugins", help="list installed plugins and what they provide")
 
@@ -222,12 +229,16 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
         raise OutputError(f"--out {args.out!r}: expected a file ending in .png (grid) or .npy (array)")
     if args.n < 1:
         raise ConfigError(f"-n: expected a positive number of samples, got {args.n}")
+    if args.mix is None and args.mix_layers != "coarse":
+        raise ConfigError(f"--mix-layers {args.mix_layers!r}: takes effect with --mix SEED (the seed whose styles "
+                          "are mixed in)")
     trained = load_generator(args.checkpoint, device=args.device, manager=manager)
     class_index = trained.check_class(args.class_index)
     # no labels: a conditional generator draws the classes in turn
     labels = None if class_index is None else torch.full((args.n,), class_index, device=trained.device)
     rng = torch.Generator(trained.device).manual_seed(args.seed)
-    samples = trained.sample(args.n, generator=rng, labels=labels)
+    mix = None if args.mix is None else torch.Generator(trained.device).manual_seed(args.mix)
+    samples = trained.sample(args.n, generator=rng, labels=labels, psi=args.psi, mix=mix, mix_layers=args.mix_layers)
     from .images import save_array, save_samples
 
     if out.suffix == ".png":

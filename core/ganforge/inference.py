@@ -22,7 +22,7 @@ from .config import RunConfig, structure
 from .errors import CheckpointError, ConfigError
 from .manager import PluginManager, get_plugin_manager
 from .procedure import Procedure
-from .protocols import DataSpec, LatentSpace, Sampler
+from .protocols import DataSpec, LatentSpace, Sampler, StyleGenerator
 
 
 def spec_to_meta(spec: DataSpec) -> dict[str, Any]:
@@ -122,15 +122,50 @@ class TrainedGenerator:
     device: torch.device
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: torch.Generator, labels: Tensor | None = None, psi: float | None = None,
+               mix: torch.Generator | None = None, mix_layers: str = "coarse") -> Tensor:
+        """``n`` samples from the prior. For a style-based generator, ``psi`` truncates every ``w``
+        towards the tracked average (StyleGAN section 3.2; ``None``: the run's own setting), and
+        ``mix`` draws a second set of ``n`` latents whose styles replace the first set's at
+        ``mix_layers`` (section 3.1: ``coarse``, ``middle``, ``fine``, ``all`` or ``start:stop``)."""
         z = self.sampler.sample(n, self.space, device=self.device, generator=generator)
-        return self.latents_to_samples(z, labels)
+        if psi is None and mix is None:
+            return self.latents_to_samples(z, labels)
+        g = self.style_generator("--psi" if mix is None else "--mix")
+        labels = self._labels(len(z), labels)
+        ws = self._ws(g, z, labels, psi)
+        if mix is not None:
+            layers = layer_range(g, mix_layers, field="--mix-layers")
+            z2 = self.sampler.sample(n, self.space, device=self.device, generator=mix)
+            ws2 = self._ws(g, z2, labels, psi)
+            ws = torch.cat([ws[:, : layers.start], ws2[:, layers.start : layers.stop], ws[:, layers.stop :]], dim=1)
+        out: Tensor = g.synthesis(ws)
+        return out
+
+    def style_generator(self, option: str) -> StyleGenerator:
+        """The generator as a :class:`~ganforge.StyleGenerator`, or a ConfigError naming ``option``."""
+        if not isinstance(self.module, StyleGenerator):
+            raise ConfigError(
+                f"{option}: generator {self.config.generator.name!r} has no W space with a tracked average "
+                "(truncation and style mixing need a style-based generator with mapping, synthesis and w_avg, "
+                "such as 'stylegan')"
+            )
+        return self.module
+
+    def _ws(self, g: StyleGenerator, z: Tensor, labels: Tensor | None, psi: float | None) -> Tensor:
+        w = g.mapping(z, labels)
+        if psi is not None:
+            w = g.truncate(w, psi)
+        return w[:, None].expand(-1, g.num_ws, -1)
+
+    def _labels(self, n: int, labels: Tensor | None) -> Tensor | None:
+        if labels is None and self.num_classes is not None:
+            labels = torch.arange(n, device=self.device) % self.num_classes
+        return labels
 
     @torch.no_grad()
     def latents_to_samples(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        if labels is None and self.num_classes is not None:
-            labels = torch.arange(len(z), device=z.device) % self.num_classes
-        out: Tensor = self.module(z, labels)
+        out: Tensor = self.module(z, self._labels(len(z), labels))
         return out
 
     @property
@@ -173,3 +208,26 @@ def load_generator(
         space=prior_space(generator),
         spec=run.specs["data"], config=run.config, checkpoint=run.checkpoint, device=run.device,
     )
+
+
+def layer_range(generator: StyleGenerator, layers: str, *, field: str = "layers") -> range:
+    """The indices into W+ that ``layers`` names: one of the generator's ``layer_ranges``
+    (``coarse``, ``middle``, ``fine``), ``all``, or ``"start:stop"`` (either end may be left out)."""
+    num_ws = generator.num_ws
+    named = {"all": range(num_ws), **dict(generator.layer_ranges)}
+    if layers in named:
+        if len(named[layers]) == 0:
+            raise ConfigError(f"{field}: the {layers!r} range is empty for this generator ({num_ws} styles: "
+                              f"{ {k: f'{v.start}:{v.stop}' for k, v in named.items()} })")
+        return named[layers]
+    start, sep, stop = layers.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        r = range(int(start) if start else 0, int(stop) if stop else num_ws)
+    except ValueError:
+        raise ConfigError(f"{field}: must be one of {sorted(named)} or 'start:stop' indices into the "
+                          f"{num_ws} styles, got {layers!r}") from None
+    if not (0 <= r.start < r.stop <= num_ws):
+        raise ConfigError(f"{field}: {layers!r} is not a non-empty range within 0:{num_ws}")
+    return r

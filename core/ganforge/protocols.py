@@ -134,6 +134,8 @@ class StyleGenerator(Generator, Protocol):
 
     def synthesis(self, ws: Tensor) -> Tensor: ...
 
+    def truncate(self, w: Tensor, psi: float) -> Tensor: ...
+
 
 @runtime_checkable
 class Translator(Protocol):

@@ -299,3 +299,63 @@ def test_invert_accepts_a_third_party_inversion_method(runs, tmp_path: Path, cap
              "--out", str(tmp_path / "x")], capsys)
     assert "method.name: unknown inversion 'hybird'; choose one of: encoder, hybrid, optimise" in error_of(
         ["invert", str(runs["dcgan"]), str(targets), "--method", "hybird", "--out", str(tmp_path / "y")], capsys)
+
+
+# -- ganforge sample --psi / --mix (NVlabs' generate.py --trunc and style_mixing.py) ------------------------------
+
+
+def sample_array(run: Path, tmp_path: Path, *extra: str, seed: int = 3, n: int = 6) -> np.ndarray:
+    out = tmp_path / f"s{abs(hash(extra))}.npy"
+    assert main(["sample", str(run), "-n", str(n), "--seed", str(seed), "--out", str(out), *extra]) == 0
+    return np.load(out)
+
+
+def test_sample_psi_truncates_towards_the_average_image(runs, tmp_path: Path) -> None:
+    run = runs["stylegan"]
+    plain = sample_array(run, tmp_path)
+    np.testing.assert_array_equal(sample_array(run, tmp_path, "--psi", "1"), plain)  # psi 1: no truncation
+    trained = load_generator(run)
+    z = trained.sampler.sample(6, trained.space, device="cpu", generator=torch.Generator().manual_seed(3))
+    for psi in ("0.7", "-0.5"):  # the generator's own truncation (forward's psi) gives the same images
+        with torch.no_grad():
+            want = (trained.module(z, psi=float(psi)).clamp(-1, 1) + 1) / 2
+        np.testing.assert_allclose(sample_array(run, tmp_path, "--psi", psi), want.numpy(), atol=1e-6)
+    spread = {psi: float(sample_array(run, tmp_path, "--psi", psi).std(axis=0).mean()) for psi in ("1", "0.5", "0")}
+    assert spread["0"] < 1e-6 < spread["0.5"] < spread["1"]  # psi 0: every sample is the average image
+
+
+def test_sample_mix_takes_the_second_seeds_styles_at_the_layers(runs, tmp_path: Path) -> None:
+    run = runs["stylegan"]
+    a, b = sample_array(run, tmp_path, seed=3), sample_array(run, tmp_path, seed=11)
+    np.testing.assert_array_equal(sample_array(run, tmp_path, "--mix", "11", "--mix-layers", "all"), b)
+    np.testing.assert_array_equal(sample_array(run, tmp_path, "--mix", "3", "--mix-layers", "coarse"), a)
+    trained = load_generator(run)
+    g = trained.module
+    za = trained.sampler.sample(6, trained.space, device="cpu", generator=torch.Generator().manual_seed(3))
+    zb = trained.sampler.sample(6, trained.space, device="cpu", generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        wa, wb = g.mapping(za), g.mapping(zb)
+        for layers, idx in (("coarse", g.layer_ranges["coarse"]), ("1:3", range(1, 3))):
+            ws = wa[:, None].repeat(1, g.num_ws, 1)
+            ws[:, idx.start:idx.stop] = wb[:, None]
+            want = (g.synthesis(ws).clamp(-1, 1) + 1) / 2
+            got = sample_array(run, tmp_path, "--mix", "11", "--mix-layers", layers)
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-6)
+            assert np.abs(got - a).max() > 1e-3 and np.abs(got - b).max() > 1e-3
+
+
+def test_sample_psi_and_mix_refuse_what_they_cannot_do(runs, tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "x.png")
+    err = error_of(["sample", str(runs["dcgan"]), "--psi", "0.7", "--out", out], capsys)
+    assert "--psi: generator 'dcgan' has no W space with a tracked average" in err
+    err = error_of(["sample", str(runs["dcgan"]), "--mix", "1", "--out", out], capsys)
+    assert "--mix: generator 'dcgan' has no W space" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--psi", "7", "--out", out], capsys)
+    assert "truncation psi must be a number in" in err and "got 7.0" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--mix-layers", "fine", "--out", out], capsys)
+    assert "--mix-layers 'fine': takes effect with --mix SEED" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--mix", "1", "--mix-layers", "5:2", "--out", out], capsys)
+    assert "--mix-layers: '5:2' is not a non-empty range" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--mix", "1", "--mix-layers", "eyes", "--out", out], capsys)
+    assert "--mix-layers: must be one of ['all', 'coarse', 'fine', 'middle'] or 'start:stop'" in err
+    assert not (tmp_path / "x.png").exists()

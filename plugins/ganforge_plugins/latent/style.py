@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from ganforge import ConfigError
+from ganforge import ConfigError, layer_range
 from torch import Tensor
 
 from ganforge_plugins.latent.spaces import check_space, unwrap, z_to
@@ -24,25 +24,7 @@ from ganforge_plugins.models.stylegan import PSI_RANGE, check_psi
 def resolve_layers(generator: Any, layers: str, *, field: str = "layers") -> range:
     """The W+ indices a range name (``coarse``, ``middle``, ``fine``, ``all``) or ``"start:stop"`` stands for."""
     check_space(generator, "w+", field=field)
-    g = unwrap(generator)
-    num_ws: int = g.num_ws  # type: ignore[assignment]
-    named = {"all": range(num_ws), **dict(g.layer_ranges)}  # type: ignore[call-overload]
-    if layers in named:
-        if len(named[layers]) == 0:
-            raise ConfigError(f"{field}: the {layers!r} range is empty for this generator ({num_ws} styles: "
-                              f"{ {k: f'{v.start}:{v.stop}' for k, v in named.items()} })")
-        return named[layers]  # type: ignore[no-any-return]
-    start, sep, stop = layers.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        r = range(int(start) if start else 0, int(stop) if stop else num_ws)
-    except ValueError:
-        raise ConfigError(f"{field}: must be one of {sorted(named)} or 'start:stop' indices into the "
-                          f"{num_ws} styles, got {layers!r}") from None
-    if not (0 <= r.start < r.stop <= num_ws):
-        raise ConfigError(f"{field}: {layers!r} is not a non-empty range within 0:{num_ws}")
-    return r
+    return layer_range(unwrap(generator), layers, field=field)
 
 
 def truncate(w: Tensor, w_avg: Tensor, psi: float) -> Tensor:
