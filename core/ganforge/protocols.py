@@ -328,12 +328,14 @@ class TrainingRun(Protocol):
     ``sampling_generator`` is the generator samples and evaluation use (its moving average when the
     run keeps one); ``sample(n, generator=rng)`` draws ``n`` latents from the run's prior and returns
     the samples ``[n, *S]`` in ``[-1, 1]`` without tracking gradients, with labels drawn uniformly
-    for a conditional generator. ``dataset`` is the training data.
+    for a conditional generator. ``dataset`` is the training data; ``config`` the run's config
+    (a :class:`ganforge.RunConfig`: ``config.data.name`` names the dataset).
     """
 
     out: Path
     device: torch.device
     dataset: Dataset
+    config: Any
 
     @property
     def step(self) -> int: ...

@@ -49,8 +49,10 @@ from ganforge_plugins.evaluation.pipeline import (
     check_extractor,
     check_shapes,
     compute_metrics,
+    domain_problems,
     extract_batched,
     generated_batches,
+    labelled_accuracy,
     metric_choices,
     subset,
     tensor_sha256,
@@ -116,6 +118,8 @@ class EvalConfig:
     batch_size: int = attrs.field(default=500, validator=v.ge(1))
     device: str = "auto"
     cache_dir: str = ""  # reference features go to <cache_dir>/reference; "" = $GANFORGE_CACHE or ~/.cache/ganforge
+    # compute the metrics even with an extractor that labels the real data at under 50% accuracy
+    allow_weak_extractor: bool = False
 
 
 def sample_labels(n: int, num_classes: int | None, device: torch.device, rng: torch.Generator) -> Tensor | None:
@@ -154,14 +158,17 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
     }
     protocol_for_key = {"extractor": dict(extractor.protocol), "real": real_protocol}
 
-    def compute_reference() -> tuple[Tensor, tuple[int, ...]]:
+    wants_probs = bool(getattr(extractor, "class_names", None))
+
+    def compute_reference() -> tuple[Tensor, tuple[int, ...], dict[str, Any]]:
         dataset = manager.get("dataset", name).factory(params)
         images = dataset.images
         if images.dim() != 4:
             raise GanforgeError(f"eval: real dataset {name!r} yields samples of shape {tuple(images.shape[1:])}, "
                                 "not images")
         check_shapes(tuple(images.shape[1:]), spec.shape)
-        chosen = images[subset(len(images), config.real_samples, config.seed)]
+        idx = subset(len(images), config.real_samples, config.seed)
+        chosen = images[idx]
         progress = Progress(len(chosen), label=f"eval: reference features of {name}", unit="images")
 
         def batches() -> Iterator[Tensor]:
@@ -170,16 +177,31 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
                 progress.advance(len(batch))
 
         try:
-            feats, _ = extract_batched(extractor, batches, probabilities=False)
+            feats, probs = extract_batched(extractor, batches, probabilities=wants_probs)
         finally:
             progress.close()
-        return feats, tuple(images.shape[1:])
+        labels = getattr(dataset, "labels", None)
+        info = labelled_accuracy(extractor, probs, None if labels is None else labels[idx],
+                                 dataset.spec.class_names)
+        return feats, tuple(images.shape[1:]), info
 
     cache = ReferenceCache(config.cache_dir)
     reference = cache.get_or_compute(protocol_for_key, compute_reference)
     check_shapes(reference.shape, spec.shape)
     n_real = len(reference.features)
     check_counts(metrics, generated=config.num_samples, real=n_real)
+    warnings, refusal = domain_problems(choice.name, extractor, reference.info, name,
+                                        reference.shape[-1] if len(reference.shape) == 3 else None)
+    trained_on = trained.config.data.name
+    if name != trained_on:
+        warnings.insert(0, f"the generator was trained on {trained_on!r} and the real data is {name!r}: the "
+                           "metrics compare two different datasets")
+    if refusal is not None:
+        if not config.allow_weak_extractor:
+            raise GanforgeError(f"eval: {refusal}")
+        warnings.append(refusal)
+    for text in warnings:
+        print(f"ganforge: warning: eval: {text}", file=sys.stderr)
     timer.lap("reference")
 
     rng = torch.Generator(device).manual_seed(config.seed)
@@ -205,6 +227,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
     ckpt = trained.checkpoint
     return {
         "metrics": values,
+        "warnings": warnings,
         "protocol": {
             "extractor": {"config": {"name": choice.name, **_unstructure(choice.params, manager)},
                           **dict(extractor.protocol)},
@@ -219,7 +242,8 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
                 "labels": "uniform random classes" if k is not None else "none (unconditional)",
                 "shape": list(spec.shape),
             },
-            "real": {**real_protocol, "samples": n_real, "shape": list(reference.shape)},
+            "real": {**real_protocol, "samples": n_real, "shape": list(reference.shape),
+                     "extractor_check": reference.info},
             "reference_cache": {"key": reference.key, "path": str(reference.path), "hit": reference.hit},
             "device": str(device),
             "versions": versions(),
@@ -264,6 +288,8 @@ class Eval:
         parser.add_argument("-n", "--num-samples", dest="num_samples", type=int, help="generated samples (10000)")
         parser.add_argument("--real-samples", dest="real_samples", type=int, help="real samples (10000)")
         parser.add_argument("--extractor", help="feature extractor (default: the dataset's domain classifier)")
+        parser.add_argument("--allow-weak-extractor", dest="allow_weak_extractor", action="store_true", default=None,
+                            help="compute the metrics even when the extractor labels the real data at under 50%%")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--device")
         parser.add_argument("--cache-dir", dest="cache_dir")
@@ -272,7 +298,8 @@ class Eval:
     def run(self, args: argparse.Namespace, manager: Any) -> int:
         config = self.config
         changes: dict[str, Any] = {k: getattr(args, k) for k in ("num_samples", "real_samples", "seed", "device",
-                                                                  "cache_dir") if getattr(args, k, None) is not None}
+                                                                  "cache_dir", "allow_weak_extractor")
+                                   if getattr(args, k, None) is not None}
         if getattr(args, "split", None):
             changes["real_split"] = args.split
         if getattr(args, "metrics", None):
@@ -338,8 +365,8 @@ class EvalCallback:
         manager = self._manager
         c = self.config
         spec = run.dataset.spec
-        self.choice, self.extractor = build_extractor(c.extractor, manager, dataset_name=None, spec=spec,
-                                                      device=run.device)
+        self.choice, self.extractor = build_extractor(c.extractor, manager, dataset_name=run.config.data.name,
+                                                      spec=spec, device=run.device)
         check_extractor(self.metrics, self.choice.name, self.extractor, spec.shape)
         images = run.dataset.images
         chosen = images[subset(len(images), c.real_samples, c.seed)]

@@ -30,7 +30,7 @@ from ganforge_plugins.metrics.inception_score import ISConfig
 from ganforge_plugins.metrics.kid import KIDConfig
 from ganforge_plugins.metrics.precision_recall import PRConfig
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries also record how well the extractor classifies the real data
 
 
 @attrs.frozen(kw_only=True)
@@ -55,8 +55,8 @@ DEFAULT_METRICS = (
 )
 
 # dataset name -> the domain extractor trained on it
-AUTO_EXTRACTORS = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-mnist-classifier",
-                   "cifar10": "cifar10-classifier"}
+AUTO_EXTRACTORS = {"digits": "digits-classifier", "mnist": "mnist-classifier",
+                   "fashion-mnist": "fashion-mnist-classifier", "cifar10": "cifar10-classifier"}
 
 
 def auto_extractor(dataset_name: str | None, spec: DataSpec) -> str:
@@ -200,6 +200,7 @@ class Reference:
     key: str
     path: Path
     hit: bool
+    info: dict[str, Any] = attrs.field(factory=dict)  # e.g. the extractor's accuracy on the labelled real data
 
 
 class ReferenceCache:
@@ -220,29 +221,85 @@ class ReferenceCache:
                 meta = f.metadata() or {}
                 feats = f.get_tensor("features")
             shape = tuple(json.loads(meta["shape"]))
+            info = json.loads(meta.get("info", "{}"))
+            if not isinstance(info, dict):
+                raise ValueError("info is not an object")
         except (OSError, KeyError, ValueError, safetensors.SafetensorError):
             return None  # unreadable: recompute and overwrite
-        return Reference(features=feats, shape=shape, key=key, path=path, hit=True)
+        return Reference(features=feats, shape=shape, key=key, path=path, hit=True, info=info)
 
-    def save(self, key: str, features: Tensor, shape: Sequence[int], protocol: Mapping[str, Any]) -> Reference:
+    def save(self, key: str, features: Tensor, shape: Sequence[int], protocol: Mapping[str, Any],
+             info: Mapping[str, Any] | None = None) -> Reference:
         path = self.path(key)
-        meta = {"shape": json.dumps(list(shape)), "protocol": json.dumps(protocol, sort_keys=True)}
+        meta = {"shape": json.dumps(list(shape)), "protocol": json.dumps(protocol, sort_keys=True),
+                "info": json.dumps(dict(info or {}), sort_keys=True)}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: safetensors.torch.save_file({"features": features.contiguous()},
                                                                        str(tmp), metadata=meta))
         except OSError:
             pass  # a read-only cache only costs the recomputation
-        return Reference(features=features, shape=tuple(shape), key=key, path=path, hit=False)
+        return Reference(features=features, shape=tuple(shape), key=key, path=path, hit=False, info=dict(info or {}))
 
-    def get_or_compute(self, protocol: Mapping[str, Any], compute: Callable[[], tuple[Tensor, Sequence[int]]]
-                       ) -> Reference:
+    def get_or_compute(self, protocol: Mapping[str, Any], compute: Callable[[], tuple[Any, ...]]) -> Reference:
+        """The cached reference of ``protocol``, or ``compute()``'s ``(features, shape[, info])`` saved."""
         key = protocol_key(protocol)
         found = self.load(key)
         if found is not None:
             return found
-        features, shape = compute()
-        return self.save(key, features, shape, protocol)
+        features, shape, *info = compute()
+        return self.save(key, features, shape, protocol, info[0] if info else None)
+
+
+# -- can the extractor see this data? -------------------------------------------------------------
+
+WEAK_ACCURACY = 0.5  # below this on labelled real data, the extractor's features cannot tell the data apart
+GOOD_ACCURACY = 0.9  # below this, a warning
+
+
+def labelled_accuracy(extractor: Any, probs: Tensor | None, labels: Tensor | None,
+                      class_names: Sequence[str]) -> dict[str, Any]:
+    """How well the extractor's classifier labels the real images: ``{"real_accuracy", "chance",
+    "labelled"}``, or why it cannot be measured (``{"real_accuracy_unmeasured": why}``)."""
+    names = tuple(getattr(extractor, "class_names", ()) or ())
+    if probs is None or not names:
+        return {"real_accuracy_unmeasured": "the extractor has no classifier head"}
+    if labels is None:
+        return {"real_accuracy_unmeasured": "the real data has no labels"}
+    if tuple(class_names) != names:
+        return {"real_accuracy_unmeasured": "the extractor's classes are not the data's",
+                "extractor_classes": list(names)[:12], "data_classes": list(class_names)[:12]}
+    accuracy = float((probs.argmax(1) == labels.to(probs.device)).double().mean())
+    return {"real_accuracy": round(accuracy, 4), "chance": round(1 / len(names), 4), "labelled": len(labels)}
+
+
+def domain_problems(extractor_name: str, extractor: Any, info: Mapping[str, Any], real_name: str,
+                    real_resolution: int | None) -> tuple[list[str], str | None]:
+    """``(warnings, refusal)`` about an extractor that cannot see the real data: its accuracy on the
+    labelled real images, classes that are not the data's, or a resolution far from its own."""
+    warnings, refusal = [], None
+    dataset = getattr(extractor, "dataset", None)
+    better = AUTO_EXTRACTORS.get(real_name)
+    hint = f"; use --extractor {better}" if better and better != extractor_name else ""
+    acc = info.get("real_accuracy")
+    if acc is not None:
+        chance = info["chance"]
+        text = (f"feature extractor {extractor_name!r}" + (f" (trained on {dataset!r})" if dataset else "")
+                + f" labels only {acc:.1%} of the real {real_name!r} images correctly (chance {chance:.1%})")
+        if acc < WEAK_ACCURACY:
+            refusal = (f"{text}: its features cannot tell these images apart, so FID, KID and IS would be numbers "
+                       f"in a space blind to the data{hint} (or --allow-weak-extractor to compute them anyway)")
+        elif acc < GOOD_ACCURACY:
+            warnings.append(f"{text}: the metrics see the data only partly{hint}")
+    elif "extractor_classes" in info:
+        warnings.append(f"feature extractor {extractor_name!r} was trained on other classes "
+                        f"({', '.join(info['extractor_classes'][:4])}, ...) than the real {real_name!r} data's "
+                        f"({', '.join(info['data_classes'][:4])}, ...){hint}")
+    native = getattr(extractor, "resolution", None)
+    if native and real_resolution and not native / 2 <= real_resolution <= native * 2:
+        warnings.append(f"feature extractor {extractor_name!r} works at {native}x{native}; the "
+                        f"{real_resolution}x{real_resolution} images are resized by {native / real_resolution:g}x")
+    return warnings, refusal
 
 
 def versions() -> dict[str, str]:

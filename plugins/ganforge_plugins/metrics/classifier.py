@@ -45,8 +45,10 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 NATIVE_RESOLUTION = 32
 FEATURE_DIM = 128
 DATASETS = {
-    # name: (input channels, default root, class names)
+    # name: (input channels, default root, class names); digits: scikit-learn's bundled set, no root.
+    # Data known by its class names only (an image folder of 0-9) gets the first match: MNIST's.
     "mnist": (1, "../shared/data/mnist", tuple(str(i) for i in range(10))),
+    "digits": (1, "", tuple(str(i) for i in range(10))),
     "fashion-mnist": (1, "/usr/share/datasets/fashion-mnist",
                       ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")),
     "cifar10": (3, "../shared/data/cifar10-jpeg.tar.gz",
@@ -156,6 +158,8 @@ class ClassifierFeatures:
         self.net = net.eval().requires_grad_(False)
         self.channels = channels
         self.class_names = class_names
+        self.dataset = dataset
+        self.resolution = NATIVE_RESOLUTION
         self.protocol = {
             "name": self.name,
             "weights": path.name,
@@ -191,6 +195,11 @@ class ClassifierFeatures:
         return self.features_and_probabilities(x)[1]
 
 
+def digits_classifier(config: ClassifierFeaturesConfig) -> ClassifierFeatures:
+    """Features and class probabilities of a small CNN trained by ganforge on the bundled 8x8 digits."""
+    return ClassifierFeatures(config, dataset="digits")
+
+
 def mnist_classifier(config: ClassifierFeaturesConfig) -> ClassifierFeatures:
     """Features and class probabilities of a small CNN trained by ganforge on MNIST (domain FID/KID/IS)."""
     return ClassifierFeatures(config, dataset="mnist")
@@ -214,7 +223,8 @@ class TrainClassifierConfig:
     dataset: str = attrs.field(default="mnist", validator=v.in_(tuple(DATASETS)))
     root: str = ""  # empty: the dataset's usual place (../shared/data/..., /usr/share/datasets/...)
     out: str = ""  # safetensors file to write; empty: weights/<dataset>-classifier.safetensors
-    epochs: int = attrs.field(default=0, validator=v.ge(0))  # 0: 2 for MNIST, 3 for Fashion-MNIST, 6 for CIFAR-10
+    # 0: 40 for the digits (1,437 images), 2 for MNIST, 3 for Fashion-MNIST, 6 for CIFAR-10
+    epochs: int = attrs.field(default=0, validator=v.ge(0))
     batch_size: int = attrs.field(default=128, validator=v.ge(1))
     lr: float = attrs.field(default=3e-3, validator=v.gt(0.0))
     weight_decay: float = attrs.field(default=5e-4, validator=v.ge(0.0))
@@ -249,6 +259,8 @@ def load_split(dataset: str, root: str, split: str, manager: Any, cache_dir: str
     """Images ``[N, C, 32, 32]`` in ``[-1, 1]`` and labels of one split, through the dataset plugins."""
     channels, default_root, _ = DATASETS[dataset]
     root = root or default_root
+    if dataset == "digits":
+        return digits_split(split, manager)
     if dataset == "cifar10":
         folder = unpack_cifar10(Path(root).expanduser(), cache_dir) / split
         comp = manager.get("dataset", "image-folder")
@@ -260,6 +272,24 @@ def load_split(dataset: str, root: str, split: str, manager: Any, cache_dir: str
     if data.labels is None:
         raise DataError(f"{dataset} at {root!r}: no class labels found")
     return data.images, data.labels
+
+
+DIGITS_RESOLUTION = 16  # the default run's (and the digits dataset's default) resolution
+
+
+def digits_split(split: str, manager: Any) -> tuple[Tensor, Tensor]:
+    """The bundled digits, which have no split of their own: a fixed 80 / 20 train / test division
+    (permutation of seed 0), at 16x16 as the default run sees them, then brought to 32x32 exactly as
+    :func:`prepare_input` brings a 16x16 run's images."""
+    if split not in ("train", "test"):
+        raise DataError(f"digits: split must be 'train' or 'test', got {split!r}")
+    comp = manager.get("dataset", "digits")
+    data = comp.factory(structure_as(comp.config, {"resolution": DIGITS_RESOLUTION}, manager, source="digits data"))
+    order = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))
+    cut = int(0.8 * len(order))
+    idx = order[:cut] if split == "train" else order[cut:]
+    images = prepare_input(data.images[idx], channels=1, resize="bilinear", who="digits")
+    return images, data.labels[idx]
 
 
 def augment(x: Tensor, *, flip: bool, shift: int, generator: torch.Generator) -> Tensor:
@@ -295,7 +325,7 @@ def train_classifier(config: TrainClassifierConfig, manager: Any, *, log: Any = 
     channels, _, class_names = DATASETS[config.dataset]
     x_train, y_train = load_split(config.dataset, config.root, "train", manager, config.cache_dir)
     x_test, y_test = load_split(config.dataset, config.root, "test", manager, config.cache_dir)
-    epochs = config.epochs or {"mnist": 2, "fashion-mnist": 3, "cifar10": 6}[config.dataset]
+    epochs = config.epochs or {"digits": 40, "mnist": 2, "fashion-mnist": 3, "cifar10": 6}[config.dataset]
     torch.manual_seed(config.seed)
     rng = torch.Generator().manual_seed(config.seed)
     net = DomainClassifier(channels, len(class_names))
@@ -381,6 +411,7 @@ class TrainClassifier:
 
 @hookimpl
 def ganforge_register_feature_extractors(register):
+    register("digits-classifier", digits_classifier, ClassifierFeaturesConfig)
     register("mnist-classifier", mnist_classifier, ClassifierFeaturesConfig)
     register("fashion-mnist-classifier", fashion_mnist_classifier, ClassifierFeaturesConfig)
     register("cifar10-classifier", cifar10_classifier, ClassifierFeaturesConfig)
