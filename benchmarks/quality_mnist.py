@@ -23,7 +23,15 @@ JSON holds device, torch and CUDA versions and the date; a 10x10 sample grid per
 beside it (for the conditional model, one column per class).
 
     python benchmarks/quality_mnist.py                      # on the GPU: ~16 minutes, writes benchmarks/results/
+    python benchmarks/quality_mnist.py --scale cpu          # 2 CPU cores: configs/cpu/*, <= 20 minutes each
     python benchmarks/quality_mnist.py --quick --out /tmp/q # CPU smoke run: tiny networks, seconds per model
+
+``--scale cpu`` trains the CPU recipes (``configs/cpu/<model>-mnist.toml``) for their own step counts,
+stopped at 20 minutes in any case, judges 1,000 samples of each averaged generator, reports the FID
+and KID against the MNIST test set in the ``mnist-classifier`` features (with the protocol's
+fingerprint, and the same numbers for 1,000 real training digits: the floor), the judge's curve over
+the run's checkpoints, wall and CPU seconds, and writes ``benchmarks/results/cpu/quality_mnist.json``,
+``.md`` and the grids.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import json
 import math
 import os
 import platform
+import resource
 import signal
 import sys
 import tempfile
@@ -245,17 +254,154 @@ def train_model(name: str, args: argparse.Namespace, device: torch.device,
 @torch.no_grad()
 def generate(trainer: Trainer, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
     g = trainer.sampling_generator.eval()
-    rng = torch.Generator(trainer.device).manual_seed(seed)
+    space = trainer.updates.space("generator")
+    return sample_from(g, lambda m, rng: trainer.sampler.sample(m, space, device=trainer.device, generator=rng),
+                       n, seed, trainer.device)
+
+
+@torch.no_grad()
+def sample_from(g: nn.Module, latents: Any, n: int, seed: int, device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """``n`` samples of ``g`` (classes in turn for a conditional one) with latents of seed ``seed``."""
+    rng = torch.Generator(device).manual_seed(seed)
     conditional = getattr(g, "num_classes", None) is not None
     xs, asked = [], []
     for i in range(0, n, 500):
         m = min(500, n - i)
-        z = trainer.sampler.sample(m, trainer.updates.space("generator"), device=trainer.device, generator=rng)
-        labels = (torch.arange(i, i + m, device=trainer.device) % 10) if conditional else None
+        z = latents(m, rng)
+        labels = (torch.arange(i, i + m, device=device) % 10) if conditional else None
         xs.append(g(z, labels).float())
         if labels is not None:
             asked.append(labels)
     return torch.cat(xs), (torch.cat(asked) if conditional else None)
+
+
+# -- the CPU scale: fixed recipes, a 20-minute guard, FID/KID, the curve ------------------------------------
+
+CPU_MINUTES = 20.0
+CPU_SAMPLES = 1000
+# CPU smoke settings of --scale cpu --quick (the recipes' structure, tiny sizes, a few steps)
+CPU_QUICK = ["train.steps=8", "train.batch_size=8", "data.limit=512", "output.checkpoint_every=4",
+             "output.sample_every=4", "output.log_every=4"]
+
+
+def train_cpu(name: str, args: argparse.Namespace, work: Path) -> tuple[Trainer, dict[str, Any], Path]:
+    recipe = REPO / "configs" / "cpu" / f"{name}-mnist.toml"
+    overrides = [f"data.root={args.mnist}", "train.device=cpu", "output.progress=false",
+                 *((QUICK[name] + CPU_QUICK) if args.quick else [])]
+    config = load_config(recipe, overrides)
+    run = work / name
+    trainer = Trainer(config, run)
+    budget = args.minutes * 60.0
+    print(f"[{name}] {config.train.steps} steps of {recipe.relative_to(REPO)} ({budget:.0f} s at most)",
+          file=sys.stderr)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    with stop_after(budget):
+        trainer.fit()
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    info: dict[str, Any] = {
+        "recipe": str(recipe.relative_to(REPO)), "overrides": [o for o in overrides if not o.startswith("data.root")],
+        "train_seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "budget_seconds": budget,
+        "steps": trainer.step, "planned_steps": config.train.steps,
+        "stopped_by_budget": trainer.step < config.train.steps,
+        "images_seen": trainer.images_seen, "images_per_second": round(trainer.images_seen / seconds, 1),
+        "threads": torch.get_num_threads(), "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    if hasattr(trainer.network("generator"), "current_phase"):
+        level, alpha = trainer.network("generator").current_phase()
+        info["final_phase"] = {"resolution": 4 << level, "alpha": alpha}
+    return trainer, info, run
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its children (user + system)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def curve(run: Path, classifier: nn.Module, n: int, seed: int) -> list[dict[str, Any]]:
+    """The judge on every checkpoint the run kept (its averaged generator), in step order."""
+    from ganforge import load_generator
+
+    points = []
+    for ckpt in sorted((run / "checkpoints").glob("step-*")):
+        trained = load_generator(ckpt)
+        x, asked = sample_from(trained.module, lambda m, rng, t=trained: t.sampler.sample(
+            m, t.space, device=t.device, generator=rng), n, seed, trained.device)
+        j = judge(predict(classifier, x), asked)
+        points.append({"step": trained.checkpoint.step, "confident": round(j["confident"], 4),
+                       "min_class_fraction": round(j["min_class_fraction"], 4),
+                       **({"conditional_accuracy": round(j["conditional_accuracy"], 4)}
+                          if "conditional_accuracy" in j else {})})
+    return points
+
+
+def fid_kid(run: Path, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
+    """FID and KID of 1,000 samples against the MNIST test set in the mnist-classifier's features, with
+    the protocol's SHA-256 (the fingerprint), and the same for 1,000 real training digits (the floor)."""
+    import hashlib
+
+    from ganforge import get_plugin_manager
+    from ganforge_plugins.evaluation.eval import EvalConfig, evaluate_checkpoint
+    from ganforge_plugins.evaluation.pipeline import (
+        MetricChoice,
+        ReferenceCache,
+        build_metrics,
+        compute_metrics,
+        extract_batched,
+    )
+    from ganforge_plugins.metrics.fid import FIDConfig
+    from ganforge_plugins.metrics.kid import KIDConfig
+
+    manager = get_plugin_manager()
+    n = min(CPU_SAMPLES, 200 if args.quick else CPU_SAMPLES)
+    choices = (MetricChoice(name="fid", params=FIDConfig()),
+               MetricChoice(name="kid", params=KIDConfig(subset_size=min(1000, n), subsets=100)))
+    config = EvalConfig(metrics=choices, num_samples=n, real_samples=1000 if args.quick else 10_000,
+                        real_split="test", seed=0, device="cpu", cache_dir=str(cache))
+    result = evaluate_checkpoint(run, config, manager, real=f"mnist:{args.mnist}")
+    protocol = {k: v for k, v in result["protocol"].items() if k not in ("generated", "reference_cache")}
+    fingerprint = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()
+    reference = ReferenceCache(str(cache)).load(result["protocol"]["reference_cache"]["key"])
+    real, _ = load_mnist(args.mnist, "train", 0)
+    chosen = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(1))[:n]]
+    from ganforge_plugins.metrics.classifier import ClassifierFeaturesConfig, mnist_classifier
+
+    extractor = mnist_classifier(ClassifierFeaturesConfig())
+    feats, _ = extract_batched(extractor, lambda: chosen.split(500), probabilities=False)
+    assert reference is not None
+    floor = compute_metrics(build_metrics(choices, manager), reference.features, feats, None)
+    return {"samples": n, "real": f"MNIST test ({config.real_samples:,})", "extractor": "mnist-classifier",
+            "fid": result["metrics"]["fid"], "kid_mean": result["metrics"]["kid_mean"],
+            "kid_std": result["metrics"]["kid_std"], "protocol_sha256": fingerprint,
+            "real_train_digits": {"fid": floor["fid"], "kid_mean": floor["kid_mean"]},
+            "extractor_check": result["protocol"]["real"]["extractor_check"], "warnings": result["warnings"]}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    c = report["classifier"]
+    lines = [f"# Sample quality on MNIST 32x32, {report['scale']} scale", "",
+             f"{report['device']}, torch {report['torch']}, {report['date']}. Judge: an MNIST CNN trained by the "
+             f"script (test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits "
+             f"confident at p >= {report['threshold']}). Targets: confident >= {TARGETS['confident']}, every class "
+             f">= {TARGETS['min_class_fraction']}, conditional accuracy >= {TARGETS['conditional_accuracy']}.", "",
+             "| model | steps | wall s | CPU s | confident | min class | conditional | FID | KID | passed | grid |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for name, m in report["models"].items():
+        q = m.get("fid_kid", {})
+        lines.append(f"| {name} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
+                     f"{m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
+                     f"{m.get('conditional_accuracy', float('nan')):.3f} | {q.get('fid', float('nan')):.2f} | "
+                     f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} | ![{name}]({m['grid']}) |")
+    floor = next((m["fid_kid"]["real_train_digits"] for m in report["models"].values() if "fid_kid" in m), None)
+    if floor:
+        lines += ["", f"Real training digits against the same test reference: FID {floor['fid']:.2f}, "
+                      f"KID {floor['kid_mean']:.4f} (the floor)."]
+    for name, m in report["models"].items():
+        if m.get("curve"):
+            lines += ["", f"Curve of {name} (the judge on each checkpoint): " + ", ".join(
+                f"step {p['step']}: {p['confident']:.3f}" for p in m["curve"])]
+    lines += ["", f"Command: `{report['command']}`"]
+    return "\n".join(lines) + "\n"
 
 
 def grid(x: Tensor, asked: Tensor | None) -> Tensor:
@@ -269,43 +415,62 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per model")
-    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--scale", choices=("gpu", "cpu"), default="gpu",
+                        help="gpu: the GPU recipes, calibrated to --minutes; cpu: configs/cpu/, 20 minutes at most")
+    parser.add_argument("--minutes", type=float, default=None, help="training budget per model (5; cpu scale 20)")
+    parser.add_argument("--samples", type=int, default=None, help="samples judged (10,000; cpu scale 1,000)")
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--calibration-steps", type=int, default=30)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--out", default=None, help="default benchmarks/results (cpu scale: benchmarks/results/cpu)")
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: tiny networks and data")
     args = parser.parse_args(argv)
-    if args.quick and args.out == parser.get_default("out"):
-        parser.error("--quick results are not benchmark results: give --out a scratch directory")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    cpu_scale = args.scale == "cpu"
+    args.minutes = args.minutes or (CPU_MINUTES if cpu_scale else 5.0)
+    args.samples = args.samples or ((200 if args.quick else CPU_SAMPLES) if cpu_scale else 10_000)
+    if args.out is None:
+        if args.quick:
+            parser.error("--quick results are not benchmark results: give --out a scratch directory")
+        args.out = str(REPO / "benchmarks" / "results" / ("cpu" if cpu_scale else ""))
+    device = torch.device("cpu") if cpu_scale else torch.device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else
+        ("cpu" if args.device == "auto" else args.device))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    t_start, c_start = time.perf_counter(), cpu_seconds()
 
     classifier, classifier_info = train_classifier(args.mnist, device, epochs=args.classifier_epochs,
                                                    limit=2048 if args.quick else 0)
     print(f"classifier: test accuracy {classifier_info['test_accuracy']:.4f}, real digits confident "
           f"{classifier_info['real_test_confident']:.4f}", file=sys.stderr)
     report: dict[str, Any] = {
-        "benchmark": "quality_mnist", "quick": args.quick, "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        "benchmark": "quality_mnist", "scale": args.scale, "quick": args.quick,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_count": os.cpu_count(), "load_average_before": [round(v, 2) for v in os.getloadavg()],
         "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
         "kernels": os.environ.get("GANFORGE_KERNELS", "auto"), "threshold": THRESHOLD, "targets": TARGETS,
+        "command": " ".join(["python benchmarks/quality_mnist.py", *(argv if argv is not None else sys.argv[1:])]),
         "classifier": classifier_info, "models": {},
     }
+    prefix = "" if cpu_scale else "quality_mnist_"
     with tempfile.TemporaryDirectory(prefix="ganforge-quality-") as tmp:
         for name in args.models:
-            trainer, info = train_model(name, args, device, Path(tmp))
+            if cpu_scale:
+                trainer, info, run = train_cpu(name, args, Path(tmp))
+            else:
+                trainer, info = train_model(name, args, device, Path(tmp))
             x, asked = generate(trainer, args.samples, seed=1)
             info.update(judge(predict(classifier, x), asked))
-            save_samples(grid(x, asked), out / f"quality_mnist_{name}.png", nrow=10)
-            info["grid"] = f"quality_mnist_{name}.png"
+            save_samples(grid(x, asked), out / f"{prefix}{name}.png", nrow=10)
+            info["grid"] = f"{prefix}{name}.png"
+            if cpu_scale:
+                info["curve"] = curve(run, classifier, args.samples, seed=1)
+                info["fid_kid"] = fid_kid(run, args, Path(tmp) / "cache")
             report["models"][name] = info
             verdict = "PASS" if info["passed"] else "FAIL"
             print(f"[{name}] {verdict}: confident {info['confident']:.3f}, min class {info['min_class_fraction']:.3f}"
@@ -315,7 +480,11 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     report["passed"] = classifier_info["valid"] and all(m["passed"] for m in report["models"].values())
+    report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    report["cpu_seconds"] = round(cpu_seconds() - c_start, 1)
     (out / "quality_mnist.json").write_text(json.dumps(report, indent=2) + "\n")
+    if cpu_scale:
+        (out / "quality_mnist.md").write_text(markdown(report))
     print(f"wrote {out / 'quality_mnist.json'}", file=sys.stderr)
     return 0
 

@@ -40,3 +40,25 @@ def test_conditional_grid_has_one_column_per_class() -> None:
     g = q.grid(x, asked)
     assert g.shape == (100, 1, 2, 2)
     assert torch.equal(g[:, 0, 0, 0].reshape(10, 10), torch.arange(10.0).expand(10, 10))
+
+
+@pytest.mark.slow
+def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root) -> None:  # type: ignore[no-untyped-def]
+    """--scale cpu --quick: the CPU recipes (tiny sizes, a few steps), the judge, the curve, FID/KID with
+    their fingerprint and floor, JSON and Markdown (what CI runs of the full CPU results)."""
+    import json
+
+    assert q.main(["--scale", "cpu", "--quick", "--mnist", str(mnist_root), "--out", str(tmp_path),
+                   "--models", "cdcgan", "stylegan", "--classifier-epochs", "1"]) == 0
+    report = json.loads((tmp_path / "quality_mnist.json").read_text())
+    assert report["scale"] == "cpu" and report["wall_seconds"] > 0 and report["cpu_seconds"] > 0
+    for name in ("cdcgan", "stylegan"):
+        m = report["models"][name]
+        assert m["recipe"] == f"configs/cpu/{name}-mnist.toml" and m["steps"] == m["planned_steps"] == 8
+        assert [p["step"] for p in m["curve"]] == [4, 8]
+        assert m["fid_kid"]["fid"] > 0 and len(m["fid_kid"]["protocol_sha256"]) == 64
+        assert 0 < m["fid_kid"]["real_train_digits"]["fid"] < m["fid_kid"]["fid"]  # real digits: the floor
+        assert (tmp_path / m["grid"]).is_file()
+    assert "conditional_accuracy" in report["models"]["cdcgan"]
+    md = (tmp_path / "quality_mnist.md").read_text()
+    assert "| cdcgan | 8 |" in md and "Curve of stylegan" in md
