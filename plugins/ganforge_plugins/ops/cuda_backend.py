@@ -103,6 +103,7 @@ def verified(built: extension.Built, *, force: bool = False, device: torch.devic
     return {"device": label, **entry}
 
 
+@torch.compiler.disable  # the first call may come from inside a compiled model: build and verify eagerly
 def load() -> Any:
     """The verified extension (built and verified on first call); raises :class:`KernelsUnavailable`.
     A failure is remembered, so the build is tried once per process."""
