@@ -133,18 +133,19 @@ def _inputs(case: Case, dtype: torch.dtype, device: torch.device) -> list[Tensor
 
 
 def _passes(op: KernelOp, case: Case, inputs: list[Tensor | None], fn: Callable[..., Tensor],
-            seed: int) -> dict[str, list[Tensor | None]]:
-    """Forward, backward and (for ``op.double``) double-backward results of ``fn`` on ``inputs``."""
+            seed: int, dtype: torch.dtype) -> dict[str, list[Tensor | None]]:
+    """Forward, backward and (for ``op.double``) double-backward results of ``fn`` on ``inputs``. The
+    random weights of the objectives are rounded to the tested ``dtype`` for both sides alike."""
     leaves = [t.detach().requires_grad_(i in case.grad) if t is not None else None for i, t in enumerate(inputs)]
     wanted = [t for i, t in enumerate(leaves) if i in case.grad and t is not None]
     y = fn(*leaves, **case.kwargs)
     g = torch.Generator(device="cpu").manual_seed(seed)
-    w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(device=y.device, dtype=y.dtype)
+    w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dtype).to(device=y.device, dtype=y.dtype)
     out: dict[str, list[Tensor | None]] = {"forward": [y.detach()]}
     grads = torch.autograd.grad((y.square() * w).sum(), wanted, create_graph=op.double, allow_unused=True)
     out["backward"] = [None if d is None else d.detach() for d in grads]
     if op.double:
-        vs = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
+        vs = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(dtype).to(device=t.device, dtype=t.dtype)
               for t in wanted]
         total = sum(((d * v).sum() for d, v in zip(grads, vs, strict=True) if d is not None and d.requires_grad),
                     torch.zeros((), device=y.device, dtype=y.dtype))
@@ -159,9 +160,9 @@ def _passes(op: KernelOp, case: Case, inputs: list[Tensor | None], fn: Callable[
 def check_case(op: KernelOp, case: Case, prim: Any, dtype: torch.dtype, device: torch.device, seed: int) -> int:
     """Run one case in one dtype; raises :class:`Mismatch` naming the pass; returns the checks made."""
     inputs = _inputs(case, dtype, device)
-    got = _passes(op, case, inputs, lambda *a, **k: op.kernel(*a, prim=prim, **k), seed)
+    got = _passes(op, case, inputs, lambda *a, **k: op.kernel(*a, prim=prim, **k), seed, dtype)
     exact = [None if t is None else t.detach().double() for t in inputs]
-    want = _passes(op, case, exact, op.reference, seed)
+    want = _passes(op, case, exact, op.reference, seed, dtype)
     y = got["forward"][0]
     if y is not None and y.dtype != dtype:
         raise Mismatch(f"forward: output dtype {dtype_name(y.dtype)}, expected {dtype_name(dtype)}")
