@@ -349,11 +349,12 @@ def fid_kid(run: Path, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
         compute_metrics,
         extract_batched,
     )
+    from ganforge_plugins.metrics.classifier import ClassifierFeaturesConfig, mnist_classifier
     from ganforge_plugins.metrics.fid import FIDConfig
     from ganforge_plugins.metrics.kid import KIDConfig
 
     manager = get_plugin_manager()
-    n = min(CPU_SAMPLES, 200 if args.quick else CPU_SAMPLES)
+    n = 200 if args.quick else CPU_SAMPLES
     choices = (MetricChoice(name="fid", params=FIDConfig()),
                MetricChoice(name="kid", params=KIDConfig(subset_size=min(1000, n), subsets=100)))
     config = EvalConfig(metrics=choices, num_samples=n, real_samples=1000 if args.quick else 10_000,
@@ -364,8 +365,6 @@ def fid_kid(run: Path, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     reference = ReferenceCache(str(cache)).load(result["protocol"]["reference_cache"]["key"])
     real, _ = load_mnist(args.mnist, "train", 0)
     chosen = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(1))[:n]]
-    from ganforge_plugins.metrics.classifier import ClassifierFeaturesConfig, mnist_classifier
-
     extractor = mnist_classifier(ClassifierFeaturesConfig())
     feats, _ = extract_batched(extractor, lambda: chosen.split(500), probabilities=False)
     assert reference is not None
