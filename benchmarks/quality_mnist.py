@@ -108,6 +108,44 @@ def random_shift(x: Tensor, pixels: int, generator: torch.Generator) -> Tensor:
     return padded[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
 
 
+def judge_key(root: str, epochs: int, limit: int) -> str:
+    """What the trained judge depends on: its code, its schedule and the MNIST files' bytes."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha256()
+    for fn in (Classifier, random_shift, train_classifier, load_mnist):
+        h.update(inspect.getsource(fn).encode())
+    h.update(f"{epochs}:{limit}:{torch.__version__}".encode())
+    for f in sorted(Path(root).rglob("*")):
+        if f.is_file() and not f.name.startswith("."):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:20]
+
+
+def cached_classifier(root: str, device: torch.device, *, epochs: int, limit: int,
+                      cache: Path | None) -> tuple[Classifier, dict[str, Any]]:
+    """The judge, trained once per (code, schedule, data) and reused from ``cache``: training it is
+    11 minutes of a 2-core machine, and rerunning one model should not pay that again."""
+    if cache is None:
+        return train_classifier(root, device, epochs=epochs, limit=limit)
+    key = judge_key(root, epochs, limit)
+    path = cache / f"mnist-judge-{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location=device, weights_only=True)
+        model = Classifier().to(device)
+        model.load_state_dict(saved["state_dict"])
+        model.eval()
+        return model, {**json.loads(saved["info"]), "cached": str(path)}
+    model, info = train_classifier(root, device, epochs=epochs, limit=limit)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "info": json.dumps(info)}, tmp)
+    tmp.replace(path)  # never a half-written judge under the final name
+    return model, {**info, "key": key}
+
+
 def train_classifier(root: str, device: torch.device, *, epochs: int, limit: int) -> tuple[Classifier, dict[str, Any]]:
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -399,7 +437,8 @@ def markdown(report: dict[str, Any]) -> str:
         if m.get("curve"):
             lines += ["", f"Curve of {name} (the judge on each checkpoint): " + ", ".join(
                 f"step {p['step']}: {p['confident']:.3f}" for p in m["curve"])]
-    lines += ["", f"Command: `{report['command']}`"]
+    commands = sorted({m.get("command", report["command"]) for m in report["models"].values()})
+    lines += ["", "Command" + ("s" if len(commands) > 1 else "") + ": " + ", ".join(f"`{c}`" for c in commands)]
     return "\n".join(lines) + "\n"
 
 
@@ -421,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--calibration-steps", type=int, default=30)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--keep", default=None,
+                        help="keep the run directories here (e.g. to open one in `ganforge studio`)")
+    parser.add_argument("--judge-cache", default=str(Path.home() / ".cache" / "ganforge" / "judges"),
+                        help="where the trained judge is kept for reuse ('' to train it every time)")
     parser.add_argument("--out", default=None, help="default benchmarks/results (cpu scale: benchmarks/results/cpu)")
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: tiny networks and data")
     args = parser.parse_args(argv)
@@ -442,8 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_start, c_start = time.perf_counter(), cpu_seconds()
 
-    classifier, classifier_info = train_classifier(args.mnist, device, epochs=args.classifier_epochs,
-                                                   limit=2048 if args.quick else 0)
+    classifier, classifier_info = cached_classifier(args.mnist, device, epochs=args.classifier_epochs,
+                                                    limit=2048 if args.quick else 0,
+                                                    cache=Path(args.judge_cache) if args.judge_cache else None)
     print(f"classifier: test accuracy {classifier_info['test_accuracy']:.4f}, real digits confident "
           f"{classifier_info['real_test_confident']:.4f}", file=sys.stderr)
     report: dict[str, Any] = {
@@ -457,7 +501,20 @@ def main(argv: list[str] | None = None) -> int:
         "classifier": classifier_info, "models": {},
     }
     prefix = "" if cpu_scale else "quality_mnist_"
-    with tempfile.TemporaryDirectory(prefix="ganforge-quality-") as tmp:
+    command = report["command"]
+    previous = out / "quality_mnist.json"
+    if cpu_scale and previous.is_file():
+        # a run of some models keeps the others' committed results (each entry has its own date and command)
+        old = json.loads(previous.read_text())
+        if old.get("scale") == args.scale and old.get("quick") == args.quick:
+            report["models"] = {k: {"date": old["date"], "command": old["command"], **v}
+                                for k, v in old["models"].items() if k not in args.models}
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            tmp = args.keep
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ganforge-quality-"))
         for name in args.models:
             if cpu_scale:
                 trainer, info, run = train_cpu(name, args, Path(tmp))
@@ -470,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             if cpu_scale:
                 info["curve"] = curve(run, classifier, args.samples, seed=1)
                 info["fid_kid"] = fid_kid(run, args, Path(tmp) / "cache")
+            info.update(date=datetime.datetime.now(datetime.UTC).isoformat(), command=command)
             report["models"][name] = info
             verdict = "PASS" if info["passed"] else "FAIL"
             print(f"[{name}] {verdict}: confident {info['confident']:.3f}, min class {info['min_class_fraction']:.3f}"
@@ -478,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             del trainer
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    report["models"] = {k: report["models"][k] for k in MODELS if k in report["models"]}
     report["passed"] = classifier_info["valid"] and all(m["passed"] for m in report["models"].values())
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     report["cpu_seconds"] = round(cpu_seconds() - c_start, 1)

@@ -37,7 +37,7 @@ from .errors import (
     UnknownComponentError,
 )
 from .hookspecs import Register, hookimpl
-from .images import MAX_IMAGE_PIXELS, read_image, save_array, save_samples, to_unit
+from .images import MAX_IMAGE_PIXELS, png_bytes, read_image, save_array, save_samples, to_unit
 from .inference import TrainedGenerator, TrainedRun, layer_range, load_generator, load_run
 from .manager import PluginManager, get_plugin_manager, set_plugin_manager
 from .procedure import DataPlan, Network, NetworkBuilder, Preview, Procedure, Update
@@ -144,6 +144,7 @@ __all__ = [
     "load_run",
     "load_settings",
     "make_converter",
+    "png_bytes",
     "power_of_two",
     "read_image",
     "read_toml",

@@ -88,17 +88,23 @@ def preview_picture(samples: Tensor, *, nrow: int = 8) -> Tensor:
     return grid
 
 
+def png_bytes(samples: Tensor, *, nrow: int = 8) -> bytes:
+    """``[N, C, H, W]`` images in ``[-1, 1]`` as the bytes of a PNG grid (2 pixels between images),
+    or 2-D vectors as a scatter plot: what :func:`save_samples` writes, for a page or a download."""
+    picture = to_unit(samples) if samples.dim() == 4 else scatter_image(samples)
+    buffer = io.BytesIO()
+    torchvision.utils.save_image(picture, buffer, nrow=nrow, padding=2, format="png")
+    return buffer.getvalue()
+
+
 def save_samples(samples: Tensor, path: str | Path, *, nrow: int = 8) -> None:
     """Write ``[N, C, H, W]`` images in ``[-1, 1]`` as a PNG grid, or 2-D vectors as a scatter plot."""
-    path = Path(path)
-    picture = to_unit(samples) if samples.dim() == 4 else scatter_image(samples)
+    data = png_bytes(samples, nrow=nrow)
 
     def write(tmp: Path) -> None:
-        buffer = io.BytesIO()
-        torchvision.utils.save_image(picture, buffer, nrow=nrow, padding=2, format="png")
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(data)
 
-    _write(path, write)
+    _write(Path(path), write)
 
 
 def save_array(samples: Tensor, path: str | Path) -> None:

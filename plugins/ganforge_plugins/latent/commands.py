@@ -60,6 +60,8 @@ from ganforge_plugins.latent.spaces import (
     SPACES,
     FixedClass,
     check_space,
+    lift,
+    load_latent_array,
     render,
     sample_latents,
     space_names,
@@ -121,14 +123,42 @@ def _grid(images: Tensor, nrow: int) -> np.ndarray:
     return pixels
 
 
-def save_gif(frames: list[Tensor], path: Path, *, nrow: int, duration_ms: int) -> None:
-    """An animated GIF with one grid per frame (looping forever)."""
+def gif_bytes(frames: list[Tensor], *, nrow: int, duration_ms: int) -> bytes:
+    """An animated GIF with one grid per frame (looping forever), as bytes."""
     from PIL import Image
 
     pictures = [Image.fromarray(_grid(f, nrow)) for f in frames]
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0)
-    _write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_gif(frames: list[Tensor], path: Path, *, nrow: int, duration_ms: int) -> None:
+    """An animated GIF with one grid per frame (looping forever)."""
+    _write_bytes(path, gif_bytes(frames, nrow=nrow, duration_ms=duration_ms))
+
+
+def forth_and_back(steps: int) -> list[int]:
+    """Frame order of an interpolation GIF: along the strip and back, without repeating its ends."""
+    return list(range(steps)) + list(range(steps - 2, 0, -1))
+
+
+def seed_latents(generator: Any, seeds: list[int], space: str, *, device: torch.device, psi: float = 1.0) -> Tensor:
+    """One latent per seed, each the first draw of its own ``torch.Generator(device).manual_seed(seed)``
+    (so seed ``s`` is the same image here, in ``edit -n 1 --seed s`` and in the studio)."""
+    return torch.cat([sample_latents(generator, 1, space, generator_rng=torch.Generator(device).manual_seed(s),
+                                     device=device, psi=psi) for s in seeds])
+
+
+def parse_seeds(spec: str, *, flag: str = "--seeds") -> list[int]:
+    try:
+        seeds = [int(s) for s in spec.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(seeds) % 2:
+        raise ConfigError(f"{flag} {spec!r}: expected an even number of comma-separated seeds >= 0, "
+                          "taken in pairs (e.g. 3,7 for one strip from seed 3 to seed 7)")
+    return seeds
 
 
 def _labels(trained: Any, n: int, rng: torch.Generator, class_index: int | None) -> Tensor | None:
@@ -180,24 +210,36 @@ class InterpolateConfig:
     device: str = "auto"
 
 
-def interpolation_frames(trained: Any, config: InterpolateConfig, *, class_index: int | None = None) -> Tensor:
-    """``[pairs, steps, C, H, W]`` images along ``pairs`` interpolations between prior draws."""
+def interpolation_frames(trained: Any, config: InterpolateConfig, *, class_index: int | None = None,
+                         seeds: list[int] | None = None) -> Tensor:
+    """``[pairs, steps, C, H, W]`` images along ``pairs`` interpolations between prior draws: from
+    ``config.seed``'s generator, or from one latent per seed of ``seeds`` taken in pairs."""
     g = trained.module
     check_space(g, config.space)
     rng = torch.Generator(trained.device).manual_seed(config.seed)
     z_shape = g.latent_spaces[0].shape
     with torch.no_grad():
-        ends = torch.randn((2 * config.pairs, *z_shape), generator=rng, device=trained.device)
-        ends = z_to(g, ends, config.space, psi=config.psi)
-        labels = _labels(trained, config.pairs, rng, class_index)
-        rows = []
-        for i in range(config.pairs):
-            path = interpolate(ends[2 * i], ends[2 * i + 1], config.steps, mode=config.mode)
-            row_labels = labels[i].expand(config.steps) if labels is not None else None
-            if row_labels is not None and config.space != "z":
-                raise ConfigError("--space: a conditional generator is interpolated in 'z'")
-            rows.append(render(g, path, config.space, row_labels))
+        if seeds is None:
+            ends = torch.randn((2 * config.pairs, *z_shape), generator=rng, device=trained.device)
+            ends = z_to(g, ends, config.space, psi=config.psi)
+        else:
+            ends = seed_latents(g, seeds, config.space, device=trained.device, psi=config.psi)
+        pairs = len(ends) // 2
+        labels = _labels(trained, pairs, rng, class_index)
+        if labels is not None and config.space != "z":
+            raise ConfigError("--space: a conditional generator is interpolated in 'z'")
+        rows = [interpolation_strip(g, ends[2 * i], ends[2 * i + 1], config.steps, mode=config.mode,
+                                    space=config.space, label=None if labels is None else labels[i])
+                for i in range(pairs)]
     return torch.stack(rows)
+
+
+@torch.no_grad()
+def interpolation_strip(g: Any, a: Tensor, b: Tensor, steps: int, *, mode: str, space: str,
+                        label: Tensor | None = None) -> Tensor:
+    """``[steps, C, H, W]``: the images along ``mode`` interpolation from latent ``a`` to ``b`` in ``space``."""
+    path = interpolate(a, b, steps, mode=mode)
+    return render(g, path, space, None if label is None else label.expand(steps))
 
 
 class Interpolate:
@@ -217,22 +259,25 @@ class Interpolate:
         parser.add_argument("--space", choices=SPACES, help="latent space to interpolate in (z)")
         parser.add_argument("--psi", type=float, help="truncation of w endpoints (1)")
         parser.add_argument("--seed", type=int)
+        parser.add_argument("--seeds", help="ends as seeds, in pairs: A,B[,C,D...] (one strip per pair; seed S "
+                                            "is the image of `edit -n 1 --seed S` and of the studio's seed S)")
         parser.add_argument("--class", dest="class_index", type=int, help="class, for a conditional generator")
         parser.add_argument("--device")
 
     def run(self, args: argparse.Namespace, manager: Any) -> int:
         config = _evolve(self.config, _changes(args, {k: k for k in ("steps", "pairs", "mode", "space", "psi",
                                                                      "seed", "device")}), "interpolate")
+        seeds = parse_seeds(args.seeds) if getattr(args, "seeds", None) else None
         out = _out_path(args.out, (".png",)) if getattr(args, "out", None) else None
         gif = _out_path(args.gif, (".gif",), "--gif") if getattr(args, "gif", None) else None
         trained = load_generator(args.checkpoint, device=resolve_device(config.device), manager=manager)
         out = out or run_dir(trained) / "latent" / "interpolate.png"
         gif = gif or out.with_suffix(".gif")
         _check_image_generator(trained, args.checkpoint)
-        frames = interpolation_frames(trained, config, class_index=getattr(args, "class_index", None))
+        frames = interpolation_frames(trained, config, class_index=getattr(args, "class_index", None), seeds=seeds)
         pairs, steps = frames.shape[:2]
         save_samples(frames.flatten(0, 1), out, nrow=steps)
-        sequence = list(range(steps)) + list(range(steps - 2, 0, -1))  # forth and back
+        sequence = forth_and_back(steps)
         save_gif([frames[:, t] for t in sequence], gif, nrow=pairs, duration_ms=config.frame_ms)
         print(f"interpolate: wrote {out} ({pairs} x {steps}) and {gif} ({len(sequence)} frames)", file=sys.stderr)
         return 0
@@ -310,6 +355,18 @@ def _attribute_scorer(editor: Any) -> tuple[Any, int, str] | None:
     return scorer, column(scorer, attribute, field="attribute"), spec
 
 
+def edit_latents(trained: Any, path: str, space: str, class_index: int | None) -> Tensor:
+    """The latents of a ``.npy`` exported for this generator, carried into the editor's ``space``."""
+    latents, meta = load_latent_array(path, generator=trained)
+    if meta.get("class") is not None and meta.get("class") != class_index:
+        raise ConfigError(f"--latents {path!r}: latents of class {meta['class']}; "
+                          f"edit them with --class {meta['class']}")
+    try:
+        return lift(trained.module, latents.to(trained.device), str(meta["space"]), space)
+    except ConfigError as exc:
+        raise ConfigError(f"--latents {path!r}: {exc} (the editor edits {space!r})") from None
+
+
 class Edit:
     """Edit random samples of a checkpoint with a registered editor: a grid of samples x alphas."""
 
@@ -332,6 +389,8 @@ class Edit:
         parser.add_argument("--save-direction", dest="save_direction", help="save the fitted editor (.safetensors)")
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                             help="any other setting of the editor (repeatable), e.g. num_samples=2000")
+        parser.add_argument("--latents", help="edit these latents (a .npy with its side file, as `ganforge studio` "
+                                              "exports) instead of -n samples of --seed")
         parser.add_argument("-n", "--num-samples", dest="num_samples", type=int, help="rows (8)")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--device")
@@ -355,8 +414,11 @@ class Edit:
         editor.fit(trained, device=device, generator_rng=torch.Generator(device).manual_seed(config.seed + 1))
         if save_to is not None:
             editor.save(save_to, trained)
-        rng = torch.Generator(device).manual_seed(config.seed)  # the same samples whether fitted or loaded
-        latents = sample_latents(g, config.num_samples, editor.space, generator_rng=rng, device=device)
+        if getattr(args, "latents", None):
+            latents = edit_latents(trained, args.latents, editor.space, getattr(args, "class_index", None))
+        else:
+            rng = torch.Generator(device).manual_seed(config.seed)  # the same samples whether fitted or loaded
+            latents = sample_latents(g, config.num_samples, editor.space, generator_rng=rng, device=device)
         with torch.no_grad():
             columns = [render(g, editor.edit(latents, a), editor.space) for a in alphas]
         grid = torch.stack(columns, 1)  # [n, A, C, H, W]

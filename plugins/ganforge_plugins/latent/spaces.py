@@ -133,9 +133,7 @@ def save_latent_file(path: str | Path, tensors: dict[str, Tensor], *, generator:
         raise ConfigError(f"path: latent files are written as .safetensors (never pickle), got {str(path)!r}")
     state = {k: t.detach().cpu().contiguous() for k, t in tensors.items()}
     atomic_write(path, lambda tmp: safetensors.torch.save_file(state, str(tmp)))
-    side = {"format": FORMAT, "kind": kind, "generator": {"fingerprint": fingerprint(generator),
-                                                           "checkpoint": checkpoint_of(generator),
-                                                           "class": type(unwrap(generator)).__name__}, **meta}
+    side = {"format": FORMAT, "kind": kind, "generator": _generator_entry(generator), **meta}
     atomic_write_text(side_file(path), json.dumps(side, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -144,15 +142,19 @@ def side_file(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def load_latent_file(path: str | Path, *, generator: Any, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Tensors and side-file metadata of a file written by :func:`save_latent_file`, refused with a
-    ConfigError when it is of another kind or belongs to another generator."""
-    path = Path(path)
+def _generator_entry(generator: Any) -> dict[str, str]:
+    return {"fingerprint": fingerprint(generator), "checkpoint": checkpoint_of(generator),
+            "class": type(unwrap(generator)).__name__}
+
+
+def read_side_file(path: Path, *, generator: Any, kind: str) -> dict[str, Any]:
+    """The side file of ``path``, refused with a ConfigError when it is missing, of another kind or
+    names another generator."""
     side = side_file(path)
     if not path.is_file() or not side.is_file():
         raise ConfigError(f"path: {str(path)!r} and its side file {side.name!r} must both exist")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"path: side file {str(side)!r} is not valid JSON: {exc}") from None
     if meta.get("format") != FORMAT or meta.get("kind") != kind:
@@ -163,4 +165,79 @@ def load_latent_file(path: str | Path, *, generator: Any, kind: str) -> tuple[di
         owner = meta.get("generator", {}).get("checkpoint") or meta.get("generator", {}).get("class")
         raise ConfigError(f"generator: {str(path)!r} belongs to another generator ({owner!r}, fingerprint "
                           f"{str(theirs)[:12]}...), not this one (fingerprint {mine[:12]}...)")
+    return meta
+
+
+def load_latent_file(path: str | Path, *, generator: Any, kind: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors and side-file metadata of a file written by :func:`save_latent_file`, refused with a
+    ConfigError when it is of another kind or belongs to another generator."""
+    path = Path(path)
+    meta = read_side_file(path, generator=generator, kind=kind)
     return safetensors.torch.load_file(str(path)), meta
+
+
+def latent_array_bytes(latents: Tensor) -> bytes:
+    """``latents`` as the bytes of a float32 ``.npy`` (what :func:`save_latent_array` writes)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, latents.detach().float().cpu().numpy().astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def latent_side(generator: Any, *, space: str, meta: dict[str, Any]) -> str:
+    """The side file's JSON text of a latent array of ``generator`` in ``space``."""
+    side = {"format": FORMAT, "kind": "latent", "generator": _generator_entry(generator), "space": space, **meta}
+    return json.dumps(side, indent=2, sort_keys=True) + "\n"
+
+
+def save_latent_array(path: str | Path, latents: Tensor, *, generator: Any, space: str,
+                      meta: dict[str, Any] | None = None) -> Path:
+    """Latents ``[N, *space]`` as a float32 ``.npy`` with the side file ``path.json`` naming the
+    generator and the space they belong to (``ganforge edit --latents`` reads them back)."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ConfigError(f"path: latent arrays are written as .npy, got {str(path)!r}")
+    data = latent_array_bytes(latents)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    atomic_write_text(side_file(path), latent_side(generator, space=space, meta=meta or {}))
+    return path
+
+
+def load_latent_array(path: str | Path, *, generator: Any) -> tuple[Tensor, dict[str, Any]]:
+    """Latents ``[N, *space]`` and the side file's metadata (``space`` among them) of a ``.npy``
+    written by :func:`save_latent_array`, refused unless it belongs to ``generator`` and fits its space."""
+    import numpy as np
+
+    path = Path(path)
+    meta = read_side_file(path, generator=generator, kind="latent")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"latents: {str(path)!r} is not a readable .npy array: {exc}") from None
+    space = str(meta.get("space"))
+    shape = latent_shape(generator, space)
+    if array.ndim == len(shape):
+        array = array[None]
+    if tuple(array.shape[1:]) != shape or not np.issubdtype(array.dtype, np.floating):
+        raise ConfigError(f"latents: {str(path)!r} holds an array {array.dtype} {list(array.shape)}; "
+                          f"latents in {space!r} of this generator are [N, {', '.join(map(str, shape))}] floats")
+    return torch.from_numpy(array.astype(np.float32)), meta
+
+
+def lift(generator: Any, latents: Tensor, source: str, target: str, *, psi: float = 1.0) -> Tensor:
+    """Latents in ``source`` carried to ``target`` along z -> w -> W+ (the only way they go: a ``w``
+    has no ``z``), with the truncation ``psi`` applied where ``z`` becomes ``w``."""
+    order = {"z": 0, "w": 1, "w+": 2}
+    if order[target] < order[source]:
+        raise ConfigError(f"space: latents in {source!r} cannot be carried back to {target!r} "
+                          "(the mapping network has no inverse)")
+    if source == target:
+        return latents
+    if source == "z":
+        return z_to(generator, latents, target, psi=psi)
+    g = unwrap(generator)
+    return latents[:, None].repeat(1, g.num_ws, 1)  # type: ignore[arg-type]
