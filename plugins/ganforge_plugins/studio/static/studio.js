@@ -13,6 +13,7 @@ const studio = {
   renders: 0,          // finished renders (tests wait on it)
   latencies: [],       // ms from a slider's input event to the new image on the page
   last: null,          // the last render's response
+  onRender: null,      // called with each render's response (a benchmark's hook)
 };
 window.studio = studio;
 
@@ -60,6 +61,7 @@ function requestRender(startedAt = performance.now()) {
     studio.last = { ...out, state: sent };
     studio.latencies.push(performance.now() - startedAt);
     studio.renders += 1;
+    if (studio.onRender) studio.onRender(out);
     showError("");
     const source = sent.latent ? `inverted latent ${sent.latent}` : `seed ${sent.seed}`;
     $("#caption").textContent = `${source} · rendered from ${out.space} · ${out.ms} ms on the server`;
