@@ -78,9 +78,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def screenshots(driver: Any, folder: Path) -> list[str]:
-    """The four views, with something in each (a fitted slider moved, an interpolation, an inversion)."""
+def screenshots(driver: Any, folder: Path, mnist: Path, work: Path) -> list[str]:
+    """The four views, with something in each (a fitted slider moved, an interpolation, an inversion
+    of the first MNIST test digit)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.plugins.test_studio_browser import write_mnist_digit
 
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -112,6 +116,16 @@ def screenshots(driver: Any, folder: Path) -> list[str]:
     wait_for(driver, "return !document.querySelector('#interp-gif').hidden")
     time.sleep(0.5)
     shot("interpolate")
+    if (mnist / "t10k-images-idx3-ubyte.gz").is_file():
+        digit = work / "mnist-test-0.png"
+        write_mnist_digit(mnist, digit)
+        click('.tab[data-tab="invert"]')
+        driver.find_element(By.CSS_SELECTOR, "#upload").send_keys(str(digit))
+        Select(driver.find_element(By.CSS_SELECTOR, "#invert-method")).select_by_value("optimise")
+        driver.find_element(By.CSS_SELECTOR, "#invert-steps").send_keys("300")
+        click("#invert-run")
+        wait_for(driver, "return document.querySelector('#invert-results .result')", 300)
+        shot("invert")
     return names
 
 
@@ -150,7 +164,7 @@ def measure(run: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 wait_for(driver, "return window.studio.renders > arguments[0]", 30, before)
             latencies = [float(v) for v in driver.execute_script("return window.studio.latencies")]
             server = [float(v) for v in driver.execute_script("return window.studio.serverMs")]
-            shots = screenshots(driver, Path(args.screenshots)) if args.screenshots else []
+            shots = screenshots(driver, Path(args.screenshots), Path(args.mnist), work) if args.screenshots else []
     finally:
         served.stop()
     return {"moves": len(latencies), "median_ms": statistics.median(latencies),

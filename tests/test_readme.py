@@ -19,9 +19,10 @@ from tests.conftest import REPO
 # lines covered elsewhere: the full default job (tests/test_default_run.py), real-data recipes and
 # metrics (benchmarks, tests/plugins/test_metrics_*), the lab (tests/plugins/test_lab.py), translation
 # (tests/plugins/test_procedures_translation.py), DDP (tests/core/test_distributed.py) and a StyleGAN's
-# truncation and style mixing (tests/plugins/test_latent_commands.py: they need a style-based run)
+# truncation and style mixing (tests/plugins/test_latent_commands.py: they need a style-based run) and
+# the studio, a server (tests/plugins/test_studio.py and test_studio_browser.py)
 ELSEWHERE = ("ganforge train configs/", "ganforge eval", "ganforge lab", "ganforge translate",
-             "torchrun", "ganforge sample runs/style")
+             "torchrun", "ganforge sample runs/style", "ganforge studio")
 TINY = ["train.steps=30", "train.batch_size=32", "output.progress=false", "output.sample_every=30",
         "output.checkpoint_every=30"]
 

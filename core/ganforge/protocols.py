@@ -312,7 +312,8 @@ class Editor(Protocol):
     ``space`` names the :class:`LatentSpace` it edits (``z``, ``w`` or ``w+``). ``fit`` learns the
     edit from a generator (InterFaceGAN fits an SVM to scored samples, GANSpace runs PCA);
     ``edit(latents: [N, *space], alpha: [N] or scalar) -> [N, *space]`` applies it with strength
-    ``alpha``.
+    ``alpha``. An editor whose ``fit`` also takes ``progress`` (a :class:`ganforge.Progress`) gets
+    one where a caller shows it (the studio): it sets ``progress.total`` and calls ``advance()``.
     """
 
     space: str

@@ -169,7 +169,9 @@ class LatentTransformer:
         return self.target_scores(images) > self.threshold
 
     # training
-    def fit(self, generator: Any, *, device: torch.device, generator_rng: torch.Generator) -> None:
+    def fit(self, generator: Any, *, device: torch.device, generator_rng: torch.Generator,
+            progress: Any = None) -> None:
+        """Train C, then f (``progress``, when given, counts their steps: the studio shows it)."""
         cfg = self.config
         check_space(generator, cfg.space)
         self.shape = latent_shape(generator, cfg.space)
@@ -200,16 +202,19 @@ class LatentTransformer:
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)  # T(w, alpha) = w at the start
         nn.init.zeros_(last.bias)
-        self._train_classifier(flat, labels.to(device), others.to(device), rng)
+        if progress is not None:
+            progress.total = cfg.classifier_steps + cfg.steps
+        self._train_classifier(flat, labels.to(device), others.to(device), rng, progress)
 
         def draw(n: int) -> Tensor:  # fresh prior draws in the edited space (C needs no images)
             fresh = sample_latents(generator, n, cfg.space, generator_rng=rng_device, device=device)
             return fresh.reshape(n, -1).float()
 
         rng_device = torch.Generator(device).manual_seed(seed + 1)
-        self._train_transformer(draw, rng)
+        self._train_transformer(draw, rng, progress)
 
-    def _train_classifier(self, flat: Tensor, labels: Tensor, others: Tensor, rng: torch.Generator) -> None:
+    def _train_classifier(self, flat: Tensor, labels: Tensor, others: Tensor, rng: torch.Generator,
+                          progress: Any = None) -> None:
         """Fit C on a random 90% of the scored latents; keep the weights with the lowest loss on the other 10%
         (evaluated every 50 steps), whose accuracy on the target label is ``classifier_accuracy``."""
         cfg, c = self.config, self.classifier
@@ -233,6 +238,8 @@ class LatentTransformer:
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             losses.append(float(loss.detach()))
+            if progress is not None:
+                progress.advance()
             if (step + 1) % 50 == 0 or step + 1 == cfg.classifier_steps:
                 with torch.no_grad():
                     held = float(loss_of(val))
@@ -244,7 +251,7 @@ class LatentTransformer:
             self.classifier_accuracy = float(((c(flat[val])[:, 0] > 0).float() == labels[val]).float().mean())
         self.history["classifier"] = losses
 
-    def _train_transformer(self, draw: Any, rng: torch.Generator) -> None:
+    def _train_transformer(self, draw: Any, rng: torch.Generator, progress: Any = None) -> None:
         """Train f on fresh prior latents each step (through the frozen C, so no image is rendered)."""
         cfg, c, f = self.config, self.classifier, self.f
         assert c is not None and f is not None
@@ -265,6 +272,8 @@ class LatentTransformer:
             opt.step()
             for k, val in values.items():
                 parts[k].append(val)
+            if progress is not None:
+                progress.advance()
         f.eval().requires_grad_(False)
         self.history.update({f"transformer_{k}": val for k, val in parts.items()})
 
