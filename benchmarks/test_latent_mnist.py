@@ -14,21 +14,7 @@ from ganforge.cli import main as ganforge
 
 from benchmarks.latent_mnist import main, spearman
 from tests.conftest import TINY
-
-STYLEGAN = """
-[generator]
-name = "stylegan"
-latent_dim = 8
-w_dim = 8
-mapping_layers = 2
-channel_base = 64
-channel_max = 8
-
-[discriminator]
-name = "stylegan"
-channel_base = 64
-channel_max = 8
-"""
+from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 
 def test_spearman_with_ties() -> None:

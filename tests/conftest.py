@@ -24,6 +24,23 @@ TINY = [
     "output.preview_samples=16",
 ]
 
+# A style-based generator of the same size: what the latent-space and studio tests train (``TINY``'s
+# generator and discriminator settings replaced by these).
+TINY_STYLEGAN = """
+[generator]
+name = "stylegan"
+latent_dim = 8
+w_dim = 8
+mapping_layers = 2
+channel_base = 64
+channel_max = 8
+
+[discriminator]
+name = "stylegan"
+channel_base = 64
+channel_max = 8
+"""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")

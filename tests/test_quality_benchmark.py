@@ -48,9 +48,12 @@ def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root) -
     their fingerprint and floor, JSON and Markdown (what CI runs of the full CPU results)."""
     import json
 
-    assert q.main(["--scale", "cpu", "--quick", "--mnist", str(mnist_root), "--out", str(tmp_path),
-                   "--models", "cdcgan", "stylegan", "--classifier-epochs", "1"]) == 0
+    judges = tmp_path / "judges"
+    common = ["--scale", "cpu", "--quick", "--mnist", str(mnist_root), "--out", str(tmp_path),
+              "--classifier-epochs", "1", "--judge-cache", str(judges)]
+    assert q.main([*common, "--models", "cdcgan", "stylegan"]) == 0
     report = json.loads((tmp_path / "quality_mnist.json").read_text())
+    assert "cached" not in report["classifier"] and len(list(judges.glob("mnist-judge-*.pt"))) == 1
     assert report["scale"] == "cpu" and report["wall_seconds"] > 0 and report["cpu_seconds"] > 0
     for name in ("cdcgan", "stylegan"):
         m = report["models"][name]
@@ -62,3 +65,12 @@ def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root) -
     assert "conditional_accuracy" in report["models"]["cdcgan"]
     md = (tmp_path / "quality_mnist.md").read_text()
     assert "| cdcgan | 8 |" in md and "Curve of stylegan" in md
+    # a second run of one model reuses the judge and keeps the other models' entries
+    first = report
+    assert q.main([*common, "--models", "cdcgan"]) == 0
+    report = json.loads((tmp_path / "quality_mnist.json").read_text())
+    assert report["classifier"]["cached"].startswith(str(judges))
+    assert report["classifier"]["test_accuracy"] == first["classifier"]["test_accuracy"]
+    assert list(report["models"]) == ["cdcgan", "stylegan"]
+    assert report["models"]["stylegan"]["date"] == first["models"]["stylegan"]["date"]
+    assert report["models"]["cdcgan"]["date"] > first["models"]["cdcgan"]["date"]

@@ -17,22 +17,7 @@ from ganforge_plugins.latent.spaces import render
 from PIL import Image
 
 from tests.conftest import TINY
-
-STYLEGAN = """
-[generator]
-name = "stylegan"
-latent_dim = 8
-w_dim = 8
-mapping_layers = 2
-channel_base = 64
-channel_max = 8
-
-[discriminator]
-name = "stylegan"
-channel_base = 64
-channel_max = 8
-"""
-
+from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -22,6 +22,7 @@ from ganforge.cli import main
 from PIL import Image
 
 from tests.conftest import TINY
+from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 pytest.importorskip("starlette", reason="the studio's extra (starlette, uvicorn) is not installed")
 pytest.importorskip("uvicorn", reason="the studio's extra (starlette, uvicorn) is not installed")
@@ -39,20 +40,6 @@ from ganforge_plugins.studio.engine import (
     parse,
 )
 
-STYLEGAN = """
-[generator]
-name = "stylegan"
-latent_dim = 8
-w_dim = 8
-mapping_layers = 2
-channel_base = 64
-channel_max = 8
-
-[discriminator]
-name = "stylegan"
-channel_base = 64
-channel_max = 8
-"""
 INK = "interfacegan:ink@w"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -440,3 +427,25 @@ def test_a_conditional_run_edits_within_a_class(runs) -> None:
             s.image(State(seed=1, class_index=3, psi=0.5))
     finally:
         s.close()
+
+
+def test_latent_arrays_are_bound_to_their_generator_and_space(runs, tmp_path: Path) -> None:
+    from ganforge_plugins.latent.spaces import load_latent_array, save_latent_array
+
+    trained = load_generator(runs["stylegan"])
+    w = torch.randn(3, 8)
+    path = save_latent_array(tmp_path / "w.npy", w, generator=trained, space="w", meta={"class": None})
+    back, meta = load_latent_array(path, generator=trained)
+    assert torch.equal(back, w) and meta["space"] == "w"
+    with pytest.raises(ConfigError, match=r"written as \.npy"):
+        save_latent_array(tmp_path / "w.safetensors", w, generator=trained, space="w")
+    np.save(tmp_path / "w.npy", np.zeros((3, 5), np.float32))  # the side file now lies about the array
+    with pytest.raises(ConfigError, match=r"latents in 'w' of this generator are \[N, 8\]"):
+        load_latent_array(path, generator=trained)
+    (tmp_path / "w.npy.json").unlink()
+    with pytest.raises(ConfigError, match=r"side file 'w\.npy\.json' must both exist"):
+        load_latent_array(path, generator=trained)
+    other = load_generator(runs["default"])
+    path = save_latent_array(tmp_path / "z.npy", torch.randn(1, 16), generator=other, space="z")
+    with pytest.raises(ConfigError, match="belongs to another generator"):
+        load_latent_array(path, generator=trained)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.browser import chromium, find_chromium, wait_for, wait_for_file
 from tests.conftest import TINY
+from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 pytest.importorskip("starlette", reason="the studio's extra (starlette, uvicorn) is not installed")
 pytest.importorskip("uvicorn", reason="the studio's extra (starlette, uvicorn) is not installed")
@@ -27,20 +28,6 @@ from ganforge_plugins.studio.engine import Studio
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-STYLEGAN = """
-[generator]
-name = "stylegan"
-latent_dim = 8
-w_dim = 8
-mapping_layers = 2
-channel_base = 64
-channel_max = 8
-
-[discriminator]
-name = "stylegan"
-channel_base = 64
-channel_max = 8
-"""
 INK = "interfacegan:ink@w"
 
 
