@@ -421,11 +421,13 @@ def markdown(report: dict[str, Any]) -> str:
              f"script (test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits "
              f"confident at p >= {report['threshold']}). Targets: confident >= {TARGETS['confident']}, every class "
              f">= {TARGETS['min_class_fraction']}, conditional accuracy >= {TARGETS['conditional_accuracy']}.", "",
-             "| model | steps | wall s | CPU s | confident | min class | conditional | FID | KID | passed | grid |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| model | run (UTC) | steps | wall s | CPU s | confident | min class | conditional | FID | KID | passed "
+             "| grid |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for name, m in report["models"].items():
         q = m.get("fid_kid", {})
-        lines.append(f"| {name} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
+        when = m.get("date", report["date"])[:16].replace("T", " ")
+        lines.append(f"| {name} | {when} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
                      f"{m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
                      f"{m.get('conditional_accuracy', float('nan')):.3f} | {q.get('fid', float('nan')):.2f} | "
                      f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} | ![{name}]({m['grid']}) |")
