@@ -28,7 +28,13 @@ Writes ``<out>/latent-mnist.json`` (numbers, targets, pass/fail, settings, devic
 strips ``<out>/latent-*.png``, ``<out>`` being ``benchmarks/results/latent-<generator>-<dataset>`` unless
 given::
 
-    python benchmarks/latent_mnist.py CHECKPOINT [--scale full|medium|smoke] [--device auto] [--out DIR]
+    python benchmarks/latent_mnist.py CHECKPOINT [--scale full|medium|cpu|smoke] [--device auto] [--out DIR]
+
+``--scale cpu`` is the quality issue's run on the CPU StyleGAN (``configs/cpu/stylegan-mnist.toml``;
+``quality_mnist.py --scale cpu --keep DIR`` keeps it): medium's sizes, a truncation sweep over psi in
+{1, 0.7, 0.5, 0}, and that issue's stricter targets (the digit kept in 90% of the edits conditioned on
+it, the encoder 100x faster than optimisation); it writes ``benchmarks/results/cpu/latent/``, with a
+Markdown summary beside the JSON.
 
 ``benchmarks/test_latent_mnist.py`` runs it at ``--scale smoke`` on a tiny checkpoint (marked slow).
 """
@@ -36,6 +42,7 @@ given::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import platform
@@ -55,13 +62,21 @@ SCALES: dict[str, dict[str, int]] = {
     "medium": {"seeds": 100, "samples": 2000, "keep": 200, "lt_steps": 1000, "lt_classifier_steps": 500,
                "trials": 100, "group": 8, "invert_images": 8, "invert_steps": 300, "encoder_steps": 1000,
                "encoder_channels": 32, "batch": 250},
+    # the quality issue's CPU run: medium's sizes, on the CPU StyleGAN of configs/cpu/stylegan-mnist.toml
+    "cpu": {"seeds": 100, "samples": 2000, "keep": 200, "lt_steps": 1000, "lt_classifier_steps": 500,
+            "trials": 100, "group": 8, "invert_images": 8, "invert_steps": 300, "encoder_steps": 1000,
+            "encoder_channels": 32, "batch": 250, "truncation_samples": 1000},
     "smoke": {"seeds": 6, "samples": 200, "keep": 40, "lt_steps": 20, "lt_classifier_steps": 20, "trials": 5,
               "group": 2, "invert_images": 2, "invert_steps": 5, "encoder_steps": 5, "encoder_channels": 4,
               "batch": 100},
 }
 TARGETS = {"interfacegan_spearman": 0.9, "interfacegan_digit_kept": 0.8, "interfacegan_condition_ratio": 0.5,
            "transformer_flip": 0.8, "arithmetic_success": 0.7, "inversion_generated_psnr": 30.0,
-           "encoder_speedup": 20.0}
+           "encoder_speedup": 20.0, "ganspace_component_rho": 0.9}
+# the quality issue's targets where they are stricter: the digit kept in 90% of edits along the direction
+# conditioned on the digit, and the encoder 100x faster than optimisation
+CPU_TARGETS = {**TARGETS, "interfacegan_digit_kept": 0.9, "encoder_speedup": 100.0}
+PSIS = (1.0, 0.7, 0.5, 0.0)
 
 
 def _sync(device: torch.device) -> None:
@@ -102,7 +117,7 @@ def _render(g: Any, latents: torch.Tensor, space: str, batch: int) -> torch.Tens
 
 
 def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, device: torch.device,
-                         out: Path | None) -> dict[str, Any]:
+                         out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.interfacegan import InterFaceGAN, InterFaceGANConfig
     from ganforge_plugins.latent.spaces import sample_latents
@@ -163,16 +178,16 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
             "condition_slant_ratio_signed_mean": signed,
             "cos_conditioned_unconditioned": float(torch.nn.functional.cosine_similarity(
                 cond.direction.flatten(), plain.direction.flatten(), dim=0)),
-            "pass": {"spearman": rho >= TARGETS["interfacegan_spearman"],
-                     "digit_kept": float(kept.mean()) >= TARGETS["interfacegan_digit_kept"],
+            "pass": {"spearman": rho >= t["interfacegan_spearman"],
+                     "digit_kept": float(kept.mean()) >= t["interfacegan_digit_kept"],
                      "digit_kept_conditioned_on_the_digit": digit_conditioned.get("digit_kept_abs_alpha_le_1.5", 0)
-                     >= TARGETS["interfacegan_digit_kept"] and digit_conditioned.get("mean_spearman_rho", 0)
-                     >= TARGETS["interfacegan_spearman"],
-                     "condition": ratio <= TARGETS["interfacegan_condition_ratio"]}}
+                     >= t["interfacegan_digit_kept"] and digit_conditioned.get("mean_spearman_rho", 0)
+                     >= t["interfacegan_spearman"],
+                     "condition": ratio <= t["interfacegan_condition_ratio"]}}
 
 
 def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, device: torch.device,
-                     out: Path | None) -> dict[str, Any]:
+                     out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.ganspace import GANSpace, GANSpaceConfig
     from ganforge_plugins.latent.spaces import sample_latents, space_names
@@ -191,9 +206,24 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
         return float((moved - base).flatten(1).norm(dim=1).mean())
 
     pc1, rand = change(d), change(r)
+    # the first three components: which attribute each moves, and how monotonically (Spearman rho of the
+    # attribute against alpha per seed, averaged; the attribute with the largest |rho| is the component's)
+    alphas = torch.linspace(-3, 3, 7)
+    components = []
+    for k in range(min(3, len(ratio))):
+        per_alpha = [scores(_render(g, editor.edit(latents, float(a), component=k), space, s["batch"])) for a in alphas]
+        rhos = {}
+        for attr in ("ink", "slant", "digit_p"):
+            values = torch.stack([q[attr].float() for q in per_alpha], 1)
+            rhos[attr] = sum(spearman(alphas, values[i]) for i in range(len(values))) / len(values)
+        best = max(rhos, key=lambda a: abs(rhos[a]))
+        components.append({"component": k, "mean_spearman_rho": rhos, "moves": best, "rho": rhos[best]})
     result: dict[str, Any] = {"explained_variance_ratio": ratio, "pc1_over_last": ratio[0] / max(ratio[-1], 1e-12),
                               "pixel_l2_pc1": pc1, "pixel_l2_random_same_norm": rand,
-                              "pass": {"variance": ratio[0] > ratio[-1], "pc1_beats_random": pc1 > rand}}
+                              "first_three_components": components,
+                              "pass": {"variance": ratio[0] > ratio[-1], "pc1_beats_random": pc1 > rand,
+                                       "first_three_monotonic": all(abs(c["rho"]) >= t["ganspace_component_rho"]
+                                                                    for c in components)}}
     if "w+" in space_names(g) and space == "w":
         base_scores = scores(base)
         spread = {k: float(base_scores[k].float().std()) or 1.0 for k in ("ink", "slant")}
@@ -223,7 +253,7 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
 
 
 def measure_transformer(g: Any, space: str, s: dict[str, int], scores: Scores, device: torch.device,
-                        out: Path | None) -> dict[str, Any]:
+                        out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.interfacegan import InterFaceGAN, InterFaceGANConfig
     from ganforge_plugins.latent.latent_transformer import LatentTransformer, LatentTransformerConfig
@@ -267,13 +297,13 @@ def measure_transformer(g: Any, space: str, s: dict[str, int], scores: Scores, d
             "flip_rate_alpha_1": flip, "flip_rate_negatives": float(flipped[~positive].float().mean()),
             "flip_rate_positives": float(flipped[positive].float().mean()),
             "transformer": mine, "interfacegan_same_ink_change": {**theirs, "alpha": scale},
-            "pass": {"flip": flip >= TARGETS["transformer_flip"],
+            "pass": {"flip": flip >= t["transformer_flip"],
                      "others_change_less": mine["slant_change"] < theirs["slant_change"]
                      and mine["digit_changed"] <= theirs["digit_changed"]}}
 
 
 def measure_arithmetic(g: Any, space: str, s: dict[str, int], scores: Scores, device: torch.device,
-                       out: Path | None) -> dict[str, Any]:
+                       out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.arithmetic import arithmetic
     from ganforge_plugins.latent.spaces import sample_latents
@@ -308,7 +338,42 @@ def measure_arithmetic(g: Any, space: str, s: dict[str, int], scores: Scores, de
     return {"group_sizes": {k: len(v) for k, v in groups.items()}, "group_latents_averaged": s["group"],
             "median_ink_of_7s": sevens_median, "classified_7": float((got["digit"] == 7).float().mean()),
             "bold": float((got["ink"] > sevens_median).float().mean()), "success_rate": rate,
-            "pass": {"success": rate >= TARGETS["arithmetic_success"]}}
+            "pass": {"success": rate >= t["arithmetic_success"]}}
+
+
+def measure_truncation(g: Any, s: dict[str, int], scores: Scores, device: torch.device, out: Path | None,
+                       t: dict[str, float] = TARGETS) -> dict[str, Any]:
+    """StyleGAN's truncation trick (section 3.2 of Karras et al. 2019): for each psi, the share of
+    samples the digit classifier reads with p >= 0.9 (fidelity) and the mean pairwise pixel distance
+    between samples (diversity), on the same latents."""
+    from ganforge import save_samples
+    from ganforge_plugins.latent.spaces import sample_latents, space_names
+
+    if "w" not in space_names(g):
+        return {"skipped": "the generator has no W space with a tracked average"}
+    n = s.get("truncation_samples", s["seeds"])
+    rows = []
+    strips = []
+    for psi in PSIS:
+        w = sample_latents(g, n, "w", generator_rng=torch.Generator(device).manual_seed(13), device=device, psi=psi)
+        images = _render(g, w, "w", s["batch"])
+        sc = scores(images)
+        flat = images.flatten(1).float().cpu()
+        sub = flat[: min(len(flat), 500)]
+        distances = torch.cdist(sub, sub)
+        k = len(sub)
+        diversity = float(distances.sum() / max(k * (k - 1), 1))
+        classes = torch.bincount(sc["digit"], minlength=10).float() / len(sc["digit"])
+        rows.append({"psi": psi, "confident": float((sc["digit_p"] >= 0.9).float().mean()),
+                     "pairwise_pixel_distance": diversity, "min_class_fraction": float(classes.min())})
+        strips.append(images[:10])
+    if out is not None:
+        save_samples(torch.cat(strips), out / "latent-truncation.png", nrow=10)
+    confident = [r["confident"] for r in rows]
+    diversity = [r["pairwise_pixel_distance"] for r in rows]
+    return {"samples": n, "psi": list(PSIS), "rows": rows,
+            "pass": {"confident_rises": all(a <= b for a, b in itertools.pairwise(confident)),
+                     "diversity_falls": all(a >= b for a, b in itertools.pairwise(diversity))}}
 
 
 def real_test_images(trained: Any, manager: Any, n: int) -> torch.Tensor:
@@ -325,7 +390,7 @@ def real_test_images(trained: Any, manager: Any, n: int) -> torch.Tensor:
 
 
 def measure_inversion(trained: Any, manager: Any, s: dict[str, int], device: torch.device,
-                      out: Path | None) -> dict[str, Any]:
+                      out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.encoder import EncoderConfig, encode, invert_images, train_encoder
     from ganforge_plugins.latent.inversion import InversionConfig, invert, psnr
@@ -373,9 +438,10 @@ def measure_inversion(trained: Any, manager: Any, s: dict[str, int], device: tor
             "real_seconds": {m: r["seconds"] for m, r in records.items()}, "encoder_forward_seconds": encode_s,
             "encoder_training_seconds": encoder_train_s, "encoder_final_loss": history["total"][-1],
             "encoder_speedup_over_optimisation": speedup,
-            "pass": {"generated_psnr": gen_psnr >= TARGETS["inversion_generated_psnr"],
+            "pass": {"generated_psnr": gen_psnr >= t["inversion_generated_psnr"],
                      "hybrid_beats_optimise": mse["hybrid"] < mse["optimise"],
-                     "encoder_speedup": speedup >= TARGETS["encoder_speedup"]}}
+                     "hybrid_beats_encoder": mse["hybrid"] < mse["encoder"],
+                     "encoder_speedup": speedup >= t["encoder_speedup"]}}
 
 
 def measure(checkpoint: str | Path, *, scale: str = "full", device: str = "auto", out: Path | None = None,
@@ -390,14 +456,16 @@ def measure(checkpoint: str | Path, *, scale: str = "full", device: str = "auto"
     g = trained.module
     space = "w" if "w" in space_names(g) else "z"
     s = SCALES[scale]
+    t = CPU_TARGETS if scale == "cpu" else TARGETS
     scores = Scores(manager)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    sections = {"interfacegan": lambda: measure_interfacegan(g, space, s, scores, dev, out),
-                "ganspace": lambda: measure_ganspace(g, space, s, scores, dev, out),
-                "latent_transformer": lambda: measure_transformer(g, space, s, scores, dev, out),
-                "vector_arithmetic": lambda: measure_arithmetic(g, space, s, scores, dev, out),
-                "inversion": lambda: measure_inversion(trained, manager, s, dev, out)}
+    sections = {"interfacegan": lambda: measure_interfacegan(g, space, s, scores, dev, out, t=t),
+                "ganspace": lambda: measure_ganspace(g, space, s, scores, dev, out, t=t),
+                "truncation": lambda: measure_truncation(g, s, scores, dev, out, t=t),
+                "latent_transformer": lambda: measure_transformer(g, space, s, scores, dev, out, t=t),
+                "vector_arithmetic": lambda: measure_arithmetic(g, space, s, scores, dev, out, t=t),
+                "inversion": lambda: measure_inversion(trained, manager, s, dev, out, t=t)}
     result: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for name, run in sections.items():
@@ -411,7 +479,7 @@ def measure(checkpoint: str | Path, *, scale: str = "full", device: str = "auto"
     result["meta"] = {
         "checkpoint": str(Path(ckpt.path).resolve()), "step": ckpt.step, "generator": trained.config.generator.name,
         "data": trained.config.data.name, "shape": list(trained.spec.shape), "edit_space": space, "scale": scale,
-        "settings": s, "targets": TARGETS, "seconds": seconds, "device": str(dev),
+        "settings": s, "targets": t, "seconds": seconds, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -420,6 +488,44 @@ def measure(checkpoint: str | Path, *, scale: str = "full", device: str = "auto"
         result["meta"]["note"] = ("the digit scorer is ganforge's MNIST classifier: on other data (it recognises "
                                   "13% of scikit-learn's digits) the digit-based numbers mean little")
     return result
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    """A summary: every section's checks and its headline numbers."""
+    meta = result["meta"]
+    lines = [f"# Latent space of {meta['generator']} on {meta['data']} ({meta['scale']} scale)", "",
+             f"{meta['device_name']}, {meta['threads']} threads, torch {meta['torch']}, {meta['date']}; checkpoint "
+             f"step {meta['step']}, edits in {meta['edit_space']!r}.", "",
+             "| section | check | result |", "|---|---|---|"]
+    for name, section in result.items():
+        if name == "meta" or not isinstance(section, dict):
+            continue
+        for check, ok in section.get("pass", {}).items():
+            lines.append(f"| {name} | {check} | {'met' if ok else 'missed'} |")
+    ig, gs, tr, inv = (result.get(k, {}) for k in ("interfacegan", "ganspace", "truncation", "inversion"))
+    lines.append("")
+    if ig:
+        cond = ig.get("conditioned_on_the_digit", {})
+        lines.append(f"- InterFaceGAN on ink: mean Spearman rho {ig['mean_spearman_rho']:.3f}, digit kept for "
+                     f"|alpha| <= 1.5 in {ig['digit_kept_abs_alpha_le_1.5']:.1%} of seeds; conditioned on the digit: "
+                     f"rho {cond.get('mean_spearman_rho', float('nan')):.3f}, digit kept "
+                     f"{cond.get('digit_kept_abs_alpha_le_1.5', float('nan')):.1%}.")
+    if gs:
+        comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f})"
+                          for c in gs.get("first_three_components", []))
+        lines.append(f"- GANSpace: {comps}.")
+    if tr.get("rows"):
+        sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
+                          f"{r['pairwise_pixel_distance']:.2f}" for r in tr["rows"])
+        lines.append(f"- Truncation: {sweep}.")
+    if inv:
+        psnr = inv["real_mean_psnr"]
+        lines.append(f"- Inversion: generated images {inv['generated_mean_psnr']:.1f} dB in {inv['space']}; real test "
+                     f"digits at {inv['steps']} steps: optimisation {psnr['optimise']:.2f} dB, encoder "
+                     f"{psnr['encoder']:.2f} dB, hybrid {psnr['hybrid']:.2f} dB; the encoder is "
+                     f"{inv['encoder_speedup_over_optimisation']:.0f}x faster than optimisation.")
+    lines += ["", f"Command: `{command}`", ""]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,11 +543,15 @@ def main(argv: list[str] | None = None) -> int:
         from ganforge import load_generator
 
         config = load_generator(args.checkpoint).config
-        out = Path(__file__).resolve().parent / "results" / f"latent-{config.generator.name}-{config.data.name}"
+        results = Path(__file__).resolve().parent / "results"
+        out = results / "cpu" / "latent" if args.scale == "cpu" else \
+            results / f"latent-{config.generator.name}-{config.data.name}"
     result = measure(args.checkpoint, scale=args.scale, device=args.device, out=out,
                      only=tuple(x for x in args.only.split(",") if x))
     text = json.dumps(result, indent=1) + "\n"
     (out / "latent-mnist.json").write_text(text)
+    command = " ".join(["python benchmarks/latent_mnist.py", *(argv if argv is not None else sys.argv[1:])])
+    (out / "latent-mnist.md").write_text(markdown(result, command))
     print(text)
     return 0
 

@@ -39,7 +39,8 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(before)
     result = json.loads((out / "latent-mnist.json").read_text())
-    assert set(result) == {"interfacegan", "ganspace", "latent_transformer", "vector_arithmetic", "inversion", "meta"}
+    assert set(result) == {"interfacegan", "ganspace", "truncation", "latent_transformer", "vector_arithmetic",
+                           "inversion", "meta"}
     assert result["meta"]["edit_space"] == "w" and result["meta"]["scale"] == "smoke"
     ig = result["interfacegan"]
     assert -1.0 <= ig["mean_spearman_rho"] <= 1.0 and len(ig["mean_ink_per_alpha"]) == 13
@@ -47,12 +48,21 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     gs = result["ganspace"]
     assert gs["explained_variance_ratio"][0] >= gs["explained_variance_ratio"][-1]
     assert set(gs["layer_ranges_pc1_alpha_3"]) == {"coarse", "middle"}  # a 16x16 StyleGAN has no fine layers
+    assert [c["component"] for c in gs["first_three_components"]] == [0, 1, 2]
+    assert all(c["moves"] in ("ink", "slant", "digit_p") and -1 <= c["rho"] <= 1 for c in gs["first_three_components"])
+    tr = result["truncation"]
+    assert [r["psi"] for r in tr["rows"]] == [1.0, 0.7, 0.5, 0.0]
+    assert tr["rows"][-1]["pairwise_pixel_distance"] < 1e-4  # psi 0: every sample is the average
+    assert tr["rows"][0]["pairwise_pixel_distance"] > tr["rows"][-1]["pairwise_pixel_distance"]
     lt = result["latent_transformer"]
     assert 0.0 <= lt["flip_rate_alpha_1"] <= 1.0 and lt["interfacegan_same_ink_change"]["alpha"] > 0
     inv = result["inversion"]
     assert inv["space"] == "w+" and set(inv["real_mse"]) == {"optimise", "hybrid", "encoder"}
     assert inv["encoder_speedup_over_optimisation"] > 1
-    for section in ("interfacegan", "ganspace", "latent_transformer", "inversion"):
+    assert "hybrid_beats_encoder" in inv["pass"]
+    summary = (out / "latent-mnist.md").read_text()
+    assert "| truncation | diversity_falls |" in summary and "Command: `python benchmarks/latent_mnist.py" in summary
+    for section in ("interfacegan", "ganspace", "truncation", "latent_transformer", "inversion"):
         assert all(isinstance(v, bool) for v in result[section]["pass"].values())
-    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "transformer-ink", "inversion-real"):
+    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "truncation", "transformer-ink", "inversion-real"):
         assert (out / f"latent-{picture}.png").is_file()
