@@ -48,3 +48,22 @@ def test_sharpness_and_constant_baseline_on_hand_made_images() -> None:
     b = torch.tensor([0.0, 0.0, 1.0]).view(3, 1, 1, 1)
     assert bench.best_constant(b).item() == 0.0  # the median, not the mean 1/3
     assert bench.l1_unit(torch.ones(1, 1, 2, 2), -torch.ones(1, 1, 2, 2)) == 1.0
+
+
+@pytest.mark.slow
+def test_the_cpu_scale_runs_its_recipe_files_in_quick_mode(mnist_root: Path, tmp_path: Path) -> None:
+    """--scale cpu --quick: the recipes of configs/cpu/ (a few steps), the 20-minute guard, CPU seconds,
+    the better of the identity and constant baselines for every task, JSON and Markdown."""
+    assert bench.main(["--scale", "cpu", "--quick", "--root", str(mnist_root), "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "translation-mnist.json").read_text())
+    assert report["scale"] == "cpu" and report["load_average_before"]
+    for name, r in report["results"].items():
+        train = r["train"]
+        assert train["steps"] == train["planned_steps"] == 3 and not train["stopped_by_budget"], name
+        assert train["budget_seconds"] == 1200 and train["cpu_seconds"] > 0
+        identity = r.get("identity_baseline_l1", r.get("source_l1"))
+        assert r["l1_over_baseline"] == pytest.approx(r["l1"] / min(identity, r["constant_baseline_l1"]))
+    md = (tmp_path / "translation-mnist.md").read_text()
+    assert "| pix2pix | 3 |" in md and "cycle error" in md and "independent CNN" in md
+    with pytest.raises(SystemExit):
+        bench.main(["--scale", "cpu", "--quick"])  # quick numbers never land in benchmarks/results
