@@ -9,6 +9,7 @@ going to the server's log, never to the page.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import traceback
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ganforge import GanforgeError
+from ganforge import GanforgeError, png_bytes
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -152,8 +153,6 @@ def create_app(studio: Studio) -> Starlette:
 
     async def export_image(request: Request) -> Response:
         req = parse(State, await read_json(request), "state")
-        from ganforge import png_bytes
-
         image, _, _ = await run_in_threadpool(studio.image, req)
         return download(png_bytes(image, nrow=1), "image/png", f"seed-{req.seed}.png")
 
@@ -162,8 +161,6 @@ def create_app(studio: Studio) -> Starlette:
         return download(await run_in_threadpool(studio.strip, req), "image/png", "edit-strip.png")
 
     async def interpolation(request: Request) -> Response:
-        import base64
-
         req = parse(InterpolationRequest, await read_json(request), "interpolation request")
         png, gif, notes = await run_in_threadpool(studio.interpolation, req)
         fmt = request.query_params.get("format", "json")

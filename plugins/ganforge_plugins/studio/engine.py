@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
 from attrs import validators as v
 from ganforge import (
@@ -587,8 +586,3 @@ def _namespace(values: dict[str, Any]) -> Any:
 def _plain(state: State) -> dict[str, Any]:
     return attrs.asdict(state, recurse=True, value_serializer=lambda _i, _a, value: list(value)
                         if isinstance(value, tuple) else value)
-
-
-def npy_shape(data: bytes) -> tuple[int, ...]:
-    """The shape of a ``.npy`` (for tests and the page's export note)."""
-    return tuple(np.load(io.BytesIO(data), allow_pickle=False).shape)
