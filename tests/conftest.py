@@ -24,6 +24,11 @@ TINY = [
     "output.preview_samples=16",
 ]
 
+def sets(items: list[str]) -> list[str]:
+    """``--set`` options for the command line from ``KEY=VALUE`` items."""
+    return [arg for item in items for arg in ("--set", item)]
+
+
 # A style-based generator of the same size: what the latent-space and studio tests train (``TINY``'s
 # generator and discriminator settings replaced by these).
 TINY_STYLEGAN = """

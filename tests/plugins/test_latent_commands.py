@@ -16,14 +16,11 @@ from ganforge_plugins.latent.inversion import psnr
 from ganforge_plugins.latent.spaces import render
 from PIL import Image
 
-from tests.conftest import TINY
+from tests.conftest import TINY, sets
 from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,10 @@ from ganforge_plugins.metrics.classifier import (
     mnist_classifier,
 )
 
-from tests.conftest import SHARED_DATA, TINY
+from tests.conftest import SHARED_DATA, TINY, sets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="module")

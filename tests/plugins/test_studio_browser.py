@@ -17,7 +17,7 @@ from ganforge.cli import main
 from PIL import Image
 
 from tests.browser import chromium, find_chromium, wait_for, wait_for_file
-from tests.conftest import TINY
+from tests.conftest import TINY, sets
 from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
 pytest.importorskip("starlette", reason="the studio's extra (starlette, uvicorn) is not installed")
@@ -57,9 +57,6 @@ def page(browser_paths, tmp_path_factory: pytest.TempPathFactory) -> Any:
     finally:
         served.stop()
 
-
-def sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 def screenshot(driver: Any, name: str) -> None:

@@ -246,7 +246,7 @@ class Studio:
         editor = self._editors.get((d.key, class_index))
         view: dict[str, Any] = {"key": d.key, "editor": d.editor, "label": d.label,
                                 "params": dict(d.params), "fitted": editor is not None,
-                                "cached": (self.out / "directions" / d.file_name(class_index)).is_file()}
+                                "cached": self.direction_file(d.key, class_index).is_file()}
         if editor is not None:
             view["space"] = editor.space
             view["sliders"] = sliders(d, editor)
@@ -405,7 +405,7 @@ class Studio:
                             params=[f"{k}={value}" for k, value in d.params])
 
     def _load_cached(self, d: Direction, class_index: int | None) -> Any:
-        path = self.out / "directions" / d.file_name(class_index)
+        path = self.direction_file(d.key, class_index)
         if not path.is_file():
             return None
         editor = self._build(d, direction=str(path))
@@ -432,7 +432,7 @@ class Studio:
                 takes = "progress" in inspect.signature(editor.fit).parameters
                 editor.fit(view, device=self.device, generator_rng=torch.Generator(self.device).manual_seed(FIT_SEED),
                            **({"progress": progress} if takes else {}))
-                path = self.out / "directions" / d.file_name(class_index)
+                path = self.direction_file(key, class_index)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 editor.save(path, view)
                 with self._lock:
