@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.quality_mnist import cpu_seconds, stop_after  # noqa: E402
 
 SEED = 0
 
@@ -185,8 +192,6 @@ def _fit(config: Any, manager: Any, runs: Path, name: str, device: torch.device,
     """Train ``config``; with ``minutes``, stopped then in any case (the engine checkpoints and stops
     at the next step), and its CPU seconds reported beside the wall time."""
     from ganforge import Trainer
-
-    from benchmarks.quality_mnist import cpu_seconds, stop_after
 
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -372,11 +377,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__, "ganforge": __version__, "seed": SEED,
         "settings": {k: v for k, v in scale.items()}, "results": {},
     }
+    command = " ".join(["python benchmarks/translation_mnist.py", *getattr(args, "argv", [])])
+    methods = args.methods.split(",")
+    previous = out / "translation-mnist.json"
+    if name == "cpu" and previous.is_file():
+        # a run of some methods keeps the others' results (each entry has its own date and command)
+        old = json.loads(previous.read_text())
+        if old.get("scale") == name and old.get("settings", {}).get("quick") == scale.get("quick"):
+            report["results"] = {k: {"date": old["date"], "command": old.get("command", "(not recorded)"), **v}
+                                 for k, v in old["results"].items() if k not in methods}
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(args.runs) if args.runs else Path(tmp)
-        for method in args.methods.split(","):
-            report["results"][method] = BENCHES[method](scale, args, manager, runs, device, out)
+        for method in methods:
+            result = BENCHES[method](scale, args, manager, runs, device, out)
+            report["results"][method] = {**result, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
             print(method, json.dumps(report["results"][method], indent=1))
+    report["results"] = {k: report["results"][k] for k in BENCHES if k in report["results"]}
+    report["command"] = command
     report["accepted"] = all(r["accepted"] for r in report["results"].values())
     (out / "translation-mnist.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "translation-mnist.md").write_text(markdown(report, args), encoding="utf-8")
@@ -404,10 +421,11 @@ def markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
                     f"{identity:.4f}, {r['constant_baseline_l1']:.4f} | {r['l1_over_baseline']:.3f} | {more} | "
                     f"{r['accepted']} |")
     grids = [f"![{m}](translation-{m}.png)" for m in report["results"]]
-    command = "python benchmarks/translation_mnist.py " + " ".join(getattr(args, "argv", []))
+    commands = [f"- {m} ({r.get('date', report['date'])}): `{r.get('command', report['command'])}`"
+                for m, r in report["results"].items()]
     return "\n".join([f"# Image-to-image translation on real MNIST ({report['scale']} scale)", "",
                       f"{report['device']}, torch {report['torch']}, {report['date']}, load average "
-                      f"{report['load_average_before']}.", "", *rows, "", *grids, "", f"Command: `{command.strip()}`",
+                      f"{report['load_average_before']}.", "", *rows, "", *grids, "", "Commands:", "", *commands,
                       ""])
 
 

@@ -5,6 +5,9 @@ it cannot rot. Its numbers are plumbing checks, not results: the acceptance numb
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,23 @@ def test_the_cpu_scale_runs_its_recipe_files_in_quick_mode(mnist_root: Path, tmp
     assert "| pix2pix | 3 |" in md and "cycle error" in md and "independent CNN" in md
     with pytest.raises(SystemExit):
         bench.main(["--scale", "cpu", "--quick"])  # quick numbers never land in benchmarks/results
+    # a run of one method keeps the others' entries, each with its own date and command
+    before = report["results"]
+    assert bench.main(["--scale", "cpu", "--quick", "--methods", "cyclegan", "--root", str(mnist_root),
+                       "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / "translation-mnist.json").read_text())["results"]
+    assert list(after) == ["pix2pix", "cyclegan", "stargan"]
+    assert after["pix2pix"] == before["pix2pix"] and after["stargan"] == before["stargan"]
+    assert after["cyclegan"]["command"].endswith("--methods cyclegan --root " + str(mnist_root) + " --out "
+                                                 + str(tmp_path))
+    assert "--methods cyclegan" not in after["pix2pix"]["command"]
+
+
+def test_the_script_runs_as_a_script() -> None:
+    """`python benchmarks/translation_mnist.py` imports its sibling `benchmarks.quality_mnist` from the
+    repository root, not only when pytest has put the root on sys.path."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "translation_mnist.py"), "--help"],
+                          cwd=root / "benchmarks", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert "--scale" in done.stdout
