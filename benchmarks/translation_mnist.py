@@ -421,8 +421,7 @@ def markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
                     f"{identity:.4f}, {r['constant_baseline_l1']:.4f} | {r['l1_over_baseline']:.3f} | {more} | "
                     f"{r['accepted']} |")
     grids = [f"![{m}](translation-{m}.png)" for m in report["results"]]
-    commands = [f"- {m} ({r.get('date', report['date'])}): `{r.get('command', report['command'])}`"
-                for m, r in report["results"].items()]
+    commands = [f"- {m} ({r['date']}): `{r['command']}`" for m, r in report["results"].items()]
     return "\n".join([f"# Image-to-image translation on real MNIST ({report['scale']} scale)", "",
                       f"{report['device']}, torch {report['torch']}, {report['date']}, load average "
                       f"{report['load_average_before']}.", "", *rows, "", *grids, "", "Commands:", "", *commands,
