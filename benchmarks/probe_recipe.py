@@ -9,7 +9,7 @@ generator that ``quality_mnist.py``'s judge reads with p >= 0.9, and the rarest 
 each checkpoint, with the overrides, steps per second, threads and load average, to a JSON path you
 name (never under ``benchmarks/results/``). Training and the judge are seeded: a probe repeated with
 the same settings and threads gives the same curve. Two probes on one thread each share a 2-core
-machine with little loss (on one thread a StyleGAN step at batch 16 costs about 1.5x its time on two).
+machine with little loss (the StyleGAN recipe ran at about 4.4 steps/s each, against 6.0 alone on two).
 Compare settings at equal steps, or at the steps that the same 2-core time buys each of them.
 
 The judge is ``quality_mnist.py``'s, from its cache (trained there once, 11 minutes on 2 cores, when
