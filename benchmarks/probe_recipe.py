@@ -62,14 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return probe(args, argv)
+        return probe(args, argv, out)
     finally:
         torch.set_num_threads(threads)  # a probe run in-process (the tests) leaves the process as it was
 
 
-def probe(args: argparse.Namespace, argv: list[str] | None) -> int:
-    """Train the recipe with the overrides, judge every checkpoint, write the JSON."""
-    out = Path(args.out).resolve()
+def probe(args: argparse.Namespace, argv: list[str] | None, out: Path) -> int:
+    """Train the recipe with the overrides, judge every checkpoint, write the JSON to ``out``."""
     samples = args.samples or (200 if args.quick else q.CPU_SAMPLES)
     recipe = REPO / "configs" / "cpu" / f"{args.model}-mnist.toml"
     overrides = [f"data.root={args.mnist}", "train.device=cpu", "output.progress=false",
