@@ -11,7 +11,9 @@ a DCGAN where none is there), with the registered scorers: ``ink`` (stroke thick
    of an edit of ``3 sigma_1`` along PC1 over a random direction of the same norm (target > 1); for W+
    generators, the coarse range against the finest non-empty one (``middle`` at 32x32: StyleGAN's
    ``fine`` layers start at 64x64), same component: the change of each attribute (in units of its
-   standard deviation over samples) and which one changes most.
+   standard deviation over samples) and which one changes most. The attributes: ``ink``, ``slant``,
+   ``width``, ``height`` (Morpho-MNIST's factors of a digit) and the judge's confidence; each of the
+   first three components is matched to the one it moves most monotonically (Spearman rho over alpha).
 3. Latent transformer on ink: the share of samples whose ink label (above the median) flips at
    ``alpha = +1`` (negatives) or ``-1`` (positives) (target >= 0.8), and the change of the other
    attributes (slant, digit) per unit of ink change against InterFaceGAN's direction scaled to the same
@@ -77,6 +79,9 @@ TARGETS = {"interfacegan_spearman": 0.9, "interfacegan_digit_kept": 0.8, "interf
 # conditioned on the digit, and the encoder 100x faster than optimisation
 CPU_TARGETS = {**TARGETS, "interfacegan_digit_kept": 0.9, "encoder_speedup": 100.0}
 PSIS = (1.0, 0.7, 0.5, 0.0)
+# the scorer attributes a GANSpace component may move: Morpho-MNIST's factors of a digit (thickness as ink
+# area, slant, width, height) and the judge's confidence in its class
+ATTRIBUTES = ("ink", "slant", "width", "height", "digit_p")
 
 
 def _sync(device: torch.device) -> None:
@@ -102,11 +107,13 @@ class Scores:
             return comp.factory(comp.config())
 
         self.ink, self.slant, self.digit = build("ink"), build("slant"), build("mnist-digit")
+        self.width, self.height = build("width"), build("height")
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         probs = self.digit.score(x).cpu()
         return {"ink": self.ink.score(x)[:, 0].cpu(), "slant": self.slant.score(x)[:, 0].cpu(),
+                "width": self.width.score(x)[:, 0].cpu(), "height": self.height.score(x)[:, 0].cpu(),
                 "digit": probs.argmax(1), "digit_p": probs.max(1).values}
 
 
@@ -213,7 +220,7 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
     for k in range(min(3, len(ratio))):
         per_alpha = [scores(_render(g, editor.edit(latents, float(a), component=k), space, s["batch"])) for a in alphas]
         rhos = {}
-        for attr in ("ink", "slant", "digit_p"):
+        for attr in ATTRIBUTES:
             values = torch.stack([q[attr].float() for q in per_alpha], 1)
             rhos[attr] = sum(spearman(alphas, values[i]) for i in range(len(values))) / len(values)
         best = max(rhos, key=lambda a: abs(rhos[a]))
@@ -226,7 +233,8 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
                                                                     for c in components)}}
     if "w+" in space_names(g) and space == "w":
         base_scores = scores(base)
-        spread = {k: float(base_scores[k].float().std()) or 1.0 for k in ("ink", "slant")}
+        fine = ("ink", "slant", "width", "height")  # the attributes a style range may change, the digit kept
+        spread = {k: float(base_scores[k].float().std()) or 1.0 for k in fine}
         ranges: dict[str, Any] = {}
         strips = []
         named = [k for k in ("coarse", "middle", "fine") if len(g.layer_ranges.get(k, range(0))) > 0]
@@ -237,8 +245,8 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
             ws = latents[:, None].expand(-1, g.num_ws, -1)
             moved = _render(g, ed.edit(ws, 3.0), "w+", s["batch"])
             sc = scores(moved)
-            change = {k: float((sc[k] - base_scores[k]).abs().mean()) / spread[k] for k in ("ink", "slant")}
-            ranges[layers] = {"ink_change_in_std": change["ink"], "slant_change_in_std": change["slant"],
+            change = {k: float((sc[k] - base_scores[k]).abs().mean()) / spread[k] for k in fine}
+            ranges[layers] = {**{f"{k}_change_in_std": change[k] for k in fine},
                               "digit_changed": float((sc["digit"] != base_scores["digit"]).float().mean()),
                               "pixel_l2": float((moved - base).flatten(1).norm(dim=1).mean()),
                               "changes_most": max(change, key=change.__getitem__)}

@@ -49,7 +49,11 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert gs["explained_variance_ratio"][0] >= gs["explained_variance_ratio"][-1]
     assert set(gs["layer_ranges_pc1_alpha_3"]) == {"coarse", "middle"}  # a 16x16 StyleGAN has no fine layers
     assert [c["component"] for c in gs["first_three_components"]] == [0, 1, 2]
-    assert all(c["moves"] in ("ink", "slant", "digit_p") and -1 <= c["rho"] <= 1 for c in gs["first_three_components"])
+    for c in gs["first_three_components"]:  # matched to the attribute it moves most monotonically
+        assert set(c["mean_spearman_rho"]) == {"ink", "slant", "width", "height", "digit_p"}
+        assert c["moves"] == max(c["mean_spearman_rho"], key=lambda a: abs(c["mean_spearman_rho"][a]))
+        assert -1 <= c["rho"] <= 1
+    assert {"width_change_in_std", "height_change_in_std"} <= set(gs["layer_ranges_pc1_alpha_3"]["coarse"])
     tr = result["truncation"]
     assert [r["psi"] for r in tr["rows"]] == [1.0, 0.7, 0.5, 0.0]
     assert tr["rows"][-1]["pairwise_pixel_distance"] < 1e-4  # psi 0: every sample is the average

@@ -7,10 +7,13 @@ import torch
 from ganforge import AttributeScorer, DataError, get_plugin_manager
 from ganforge_plugins.latent.scorers import (
     BrightnessScorer,
+    HeightScorer,
     InkScorer,
     InkScorerConfig,
     MomentScorerConfig,
     SlantScorer,
+    WidthScorer,
+    moments,
 )
 
 from tests.conftest import SHARED_DATA
@@ -33,7 +36,7 @@ def bar(width: int, *, shear: float = 0.0, size: int = 28, length: int = 18) -> 
     return img
 
 
-@pytest.mark.parametrize("name", ["ink", "slant", "brightness"])
+@pytest.mark.parametrize("name", ["ink", "slant", "width", "height", "brightness"])
 def test_registered_scorers_build_from_default_config_and_score_one_column(name: str) -> None:
     comp = MANAGER.get("scorer", name)
     scorer = comp.factory(comp.config())
@@ -66,6 +69,25 @@ def test_slant_has_the_sign_and_size_of_the_shear() -> None:
     img = bar(3, shear=0.3)
     assert float(scorer.score(img.flip(-1))) == pytest.approx(-float(scorer.score(img)), abs=1e-5)
     assert float(scorer.score(canvas())) == 0.0  # no ink: no slant, no NaN
+
+
+def test_width_and_height_measure_a_rectangle_exactly_and_ignore_the_shear() -> None:
+    width, height = WidthScorer(MomentScorerConfig()), HeightScorer(MomentScorerConfig())
+    img = canvas()
+    img[0, 0, 5:25, 10:17] = 1.0  # 7 wide, 20 high
+    assert float(width.score(img)) == pytest.approx(7.0, abs=1e-4)
+    assert float(height.score(img)) == pytest.approx(20.0, abs=1e-4)
+    assert float(width.score(img.transpose(-1, -2))) == pytest.approx(20.0, abs=1e-4)  # turned a quarter
+    for w in (1, 2, 4, 6):
+        assert float(height.score(bar(w))) == pytest.approx(18.0, abs=1e-4)
+        for shear in (-0.4, 0.3):
+            # a sheared stroke keeps its width; rounding its rows to pixels adds a staircase of variance 1/12
+            measured = float(width.score(bar(w, shear=shear)))
+            assert w - 1e-4 <= measured <= (w * w + 1) ** 0.5 + 0.05, (w, shear, measured)
+    # the unsheared horizontal spread would not: a shear of 0.4 over 18 rows spreads 2 pixels over ~9
+    mu20, _, _ = moments(bar(2, shear=0.4))
+    assert float((12 * (mu20 + 1 / 12)).sqrt()) > 4.0
+    assert float(width.score(canvas())) == 1.0 and float(height.score(canvas())) == 1.0  # no ink, no NaN
 
 
 def test_brightness_is_mean_intensity_with_luma_for_rgb() -> None:

@@ -11,6 +11,12 @@ MNIST. With pixel coordinates ``x`` to the right and ``y`` upwards:
 - ``slant``: from the second moments of ``m`` (the deskewing shear of MNIST preprocessing),
   ``slant = mu_11 / mu_02`` with ``mu_pq = sum m (x - x_bar)^p (y - y_bar)^q``: a stroke
   ``x = x0 + s y`` has slant ``s`` (> 0 leaning right);
+- ``width`` and ``height``: the size of the digit from the same moments, with each pixel taken as a
+  unit square of uniform ink (which adds ``1/12`` to ``mu_20`` and ``mu_02``): ``height = sqrt(12 mu_02)``
+  and, after removing the shear, ``width = sqrt(12 (mu_20 - mu_11^2 / mu_02))``, so that an upright
+  ``W x H`` rectangle measures exactly ``W`` by ``H`` and a sheared stroke keeps its width. They follow
+  Morpho-MNIST (Castro et al. 2019, arXiv:1809.10780), whose factors of a handwritten digit are its
+  thickness, slant, width and height (there measured on the deskewed bounding box);
 - ``brightness``: mean of ``m`` over the image;
 - ``mnist-digit``: the ten class probabilities of ganforge's MNIST domain classifier
   (:mod:`ganforge_plugins.metrics.classifier`).
@@ -73,6 +79,15 @@ def slant(x: Tensor, eps: float = 1e-8) -> Tensor:
     return mu11 / mu02.clamp_min(eps)
 
 
+def extent(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``[N]`` deskewed width and height in pixels: the sides of the uniform rectangle with the ink's
+    second moments (a pixel is a unit square, whose own variance ``1/12`` is added; an empty image is 1 x 1)."""
+    mu20, mu02, mu11 = moments(x)
+    mu20, mu02 = mu20 + 1 / 12, mu02 + 1 / 12
+    residual = (mu20 - mu11 * mu11 / mu02).clamp_min(0.0)  # x's variance left once the shear is removed
+    return (12 * residual).sqrt(), (12 * mu02).sqrt()
+
+
 @attrs.frozen(kw_only=True)
 class InkScorerConfig:
     threshold: float = attrs.field(default=0.5, validator=[v.ge(0.0), v.lt(1.0)])  # ink: intensity above it
@@ -119,6 +134,32 @@ class SlantScorer:
         return slant(check_images(x, "slant"))[:, None]
 
 
+class WidthScorer:
+    """Width of the deskewed digit in pixels (see :func:`extent`)."""
+
+    attributes = ("width",)
+
+    def __init__(self, config: MomentScorerConfig) -> None:
+        pass
+
+    @torch.no_grad()
+    def score(self, x: Tensor) -> Tensor:
+        return extent(check_images(x, "width"))[0][:, None]
+
+
+class HeightScorer:
+    """Height of the digit in pixels (see :func:`extent`)."""
+
+    attributes = ("height",)
+
+    def __init__(self, config: MomentScorerConfig) -> None:
+        pass
+
+    @torch.no_grad()
+    def score(self, x: Tensor) -> Tensor:
+        return extent(check_images(x, "height"))[1][:, None]
+
+
 class BrightnessScorer:
     """Mean ink intensity."""
 
@@ -156,5 +197,7 @@ def ganforge_register_scorers(register):
     register("ink", InkScorer, InkScorerConfig)
     register("thickness", ThicknessScorer, InkScorerConfig)
     register("slant", SlantScorer, MomentScorerConfig)
+    register("width", WidthScorer, MomentScorerConfig)
+    register("height", HeightScorer, MomentScorerConfig)
     register("brightness", BrightnessScorer, MomentScorerConfig)
     register("mnist-digit", DigitScorer, _digit_config())
