@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
-from ganforge import ConfigError, DataSpec, Editor, get_plugin_manager
+from ganforge import ConfigError, DataSpec, Editor, LatentSpace, get_plugin_manager
 from ganforge_plugins.latent.arithmetic import VectorArithmetic, VectorArithmeticConfig, arithmetic, mean_latent
 from ganforge_plugins.latent.ganspace import GANSpace, GANSpaceConfig, pca
-from ganforge_plugins.latent.interfacegan import InterFaceGAN, InterFaceGANConfig, project_out, svm_direction
+from ganforge_plugins.latent.interfacegan import (
+    InterFaceGAN,
+    InterFaceGANConfig,
+    project_out,
+    rank_within,
+    svm_direction,
+)
 from ganforge_plugins.latent.spaces import render, sample_latents
 from ganforge_plugins.models.dcgan import DCGANGenerator, DCGANGeneratorConfig
 from ganforge_plugins.models.stylegan import StyleGANGenerator, StyleGANGeneratorConfig
@@ -104,6 +111,68 @@ def test_conditional_direction_is_orthogonal_to_the_condition_and_keeps_it_fixed
         return float((left.score(toy(z + 2 * direction)) - left.score(toy(z))).abs().mean())
 
     assert change(cond.direction) < 0.2 * change(cond.unconditioned)
+
+
+class ConfoundedToy(torch.nn.Module):
+    """``z`` in R^4 drawn as a 1 x 1 x 4 image: pixel 0 is the attribute ``2 z1 + z0`` and pixel 1 the
+    class coordinate ``z1``, so that the attribute's extremes are chosen mostly by class."""
+
+    latent_spaces = (LatentSpace(name="z", shape=(4,)),)
+    num_classes = None
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([2 * z[:, 1] + z[:, 0], z[:, 1], z[:, 2], z[:, 3]], 1).reshape(-1, 1, 1, 4) / 10
+
+
+class Attribute:
+    attributes = ("a",)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, 0, :1]
+
+
+class TenClasses:
+    """A ten-class "classifier" of the class coordinate: one-hot of its decile bin under N(0, 1)."""
+
+    attributes = tuple(str(k) for k in range(10))
+    edges = torch.tensor([-1.28, -0.84, -0.52, -0.25, 0.0, 0.25, 0.52, 0.84, 1.28])
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.bucketize(x[:, 0, 0, 1] * 10, self.edges), 10).float()
+
+
+def test_balance_by_fits_the_attribute_within_a_class_and_keeps_the_class() -> None:
+    scorers = {"a": Attribute(), "cls": TenClasses()}
+    cfg = InterFaceGANConfig(space="z", attribute="a", num_samples=4000, num_keep=400)
+    plain, balanced = InterFaceGAN(cfg, scorers=scorers), InterFaceGAN(
+        attrs.evolve(cfg, balance_by="cls"), scorers=scorers)
+    for editor in (plain, balanced):
+        editor.fit(ConfoundedToy(), device=CPU, generator_rng=rng(0))
+    e0 = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    assert cos(plain.direction, e0) < 0.5  # mostly the class coordinate: 2 z1 dominates 2 z1 + z0
+    assert cos(balanced.direction, e0) > 0.9  # within a decile z1 varies little: mostly the attribute's own axis
+    z = torch.randn(500, 4, generator=rng(7))
+    cls = scorers["cls"]
+
+    def kept(editor: InterFaceGAN) -> float:
+        before = cls.score(ConfoundedToy()(z)).argmax(1)
+        return float((cls.score(ConfoundedToy()(editor.edit(z, 0.5))).argmax(1) == before).float().mean())
+
+    # deciles 0.25 wide: the plain direction leaves them at once, the balanced one keeps most
+    assert kept(balanced) > 0.5 > 0.25 > kept(plain)
+    with pytest.raises(ConfigError, match=r"balance_by: 'a' scores one attribute \(\['a'\]\); expected a classifier"):
+        InterFaceGAN(attrs.evolve(cfg, balance_by="a"), scorers=scorers).fit(
+            ConfoundedToy(), device=CPU, generator_rng=rng(0))
+    with pytest.raises(ConfigError, match="balance_by: unknown scorer 'digits'"):
+        InterFaceGAN(attrs.evolve(cfg, balance_by="digits"), scorers=scorers).fit(
+            ConfoundedToy(), device=CPU, generator_rng=rng(0))
+
+
+def test_rank_within_is_the_percentile_inside_each_group() -> None:
+    scores = torch.tensor([5.0, 1.0, 3.0, 100.0, -100.0])
+    groups = torch.tensor([0, 0, 0, 1, 1])
+    torch.testing.assert_close(rank_within(scores, groups),
+                               torch.tensor([5 / 6, 1 / 6, 3 / 6, 3 / 4, 1 / 4], dtype=torch.float64))
 
 
 def test_project_out_removes_a_span() -> None:
