@@ -36,7 +36,7 @@ given::
 
 ``--scale cpu`` is the quality issue's run on the CPU StyleGAN (``configs/cpu/stylegan-mnist.toml``;
 ``quality_mnist.py --scale cpu --keep DIR`` keeps it): medium's sizes, a truncation sweep over psi in
-{1, 0.7, 0.5, 0}, and that issue's stricter targets (the digit kept in 90% of the edits conditioned on
+{1, 0.7, 0.5, 0} (towards ``w_avg``, and towards the nearest of ten k-means centres of W), and that issue's stricter targets (the digit kept in 90% of the edits conditioned on
 it, the encoder 100x faster than optimisation); it writes ``benchmarks/results/cpu/latent/``, with a
 Markdown summary beside the JSON.
 
@@ -81,6 +81,8 @@ TARGETS = {"interfacegan_spearman": 0.9, "interfacegan_digit_kept": 0.8, "interf
 # conditioned on the digit, and the encoder 100x faster than optimisation
 CPU_TARGETS = {**TARGETS, "interfacegan_digit_kept": 0.9, "encoder_speedup": 100.0}
 PSIS = (1.0, 0.7, 0.5, 0.0)
+# multi-modal truncation's centres: one per digit class (64 gave the same trend on a probe checkpoint)
+TRUNCATION_MODES = 10
 # the scorer attributes a GANSpace component may move: Morpho-MNIST's factors of a digit (thickness as ink
 # area, slant, width, height) and the judge's confidence in its class
 ATTRIBUTES = ("ink", "slant", "width", "height", "digit_p")
@@ -367,35 +369,51 @@ def measure_truncation(g: Any, s: dict[str, int], scores: Scores, device: torch.
                        t: dict[str, float] = TARGETS) -> dict[str, Any]:
     """StyleGAN's truncation trick (section 3.2 of Karras et al. 2019): for each psi, the share of
     samples the digit classifier reads with p >= 0.9 (fidelity) and the mean pairwise pixel distance
-    between samples (diversity), on the same latents."""
+    between samples (diversity), on the same latents; then the same towards the nearest of
+    ``TRUNCATION_MODES`` k-means centres of W (multi-modal truncation, Mokady et al. 2022), as ten
+    digits put ``w_avg`` between the modes."""
     from ganforge import save_samples
     from ganforge_plugins.latent.spaces import sample_latents, space_names
+    from ganforge_plugins.latent.style import truncate, truncate_to_modes, truncation_modes
 
     if "w" not in space_names(g):
         return {"skipped": "the generator has no W space with a tracked average"}
     n = s.get("truncation_samples", s["seeds"])
-    rows = []
-    strips = []
-    for psi in PSIS:
-        w = sample_latents(g, n, "w", generator_rng=torch.Generator(device).manual_seed(13), device=device, psi=psi)
-        images = _render(g, w, "w", s["batch"])
-        sc = scores(images)
-        flat = images.flatten(1).float().cpu()
-        sub = flat[: min(len(flat), 500)]
-        distances = torch.cdist(sub, sub)
-        k = len(sub)
-        diversity = float(distances.sum() / max(k * (k - 1), 1))
-        classes = torch.bincount(sc["digit"], minlength=10).float() / len(sc["digit"])
-        rows.append({"psi": psi, "confident": float((sc["digit_p"] >= 0.9).float().mean()),
-                     "pairwise_pixel_distance": diversity, "min_class_fraction": float(classes.min())})
-        strips.append(images[:10])
+    w = sample_latents(g, n, "w", generator_rng=torch.Generator(device).manual_seed(13), device=device)
+    modes = truncation_modes(g, TRUNCATION_MODES, num_samples=max(s["samples"], 4 * TRUNCATION_MODES),
+                             generator_rng=torch.Generator(device).manual_seed(14), device=device)
+
+    def sweep(centre: Any) -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
+        rows, strips = [], []
+        for psi in PSIS:
+            images = _render(g, centre(w, psi), "w", s["batch"])
+            sc = scores(images)
+            flat = images.flatten(1).float().cpu()
+            sub = flat[: min(len(flat), 500)]
+            distances = torch.cdist(sub, sub)
+            k = len(sub)
+            classes = torch.bincount(sc["digit"], minlength=10).float() / len(sc["digit"])
+            rows.append({"psi": psi, "confident": float((sc["digit_p"] >= 0.9).float().mean()),
+                         "pairwise_pixel_distance": float(distances.sum() / max(k * (k - 1), 1)),
+                         "min_class_fraction": float(classes.min())})
+            strips.append(images[:10])
+        return rows, strips
+
+    def trade(rows: list[dict[str, Any]]) -> dict[str, bool]:
+        confident = [r["confident"] for r in rows]
+        diversity = [r["pairwise_pixel_distance"] for r in rows]
+        return {"confident_rises": all(a <= b for a, b in itertools.pairwise(confident)),
+                "diversity_falls": all(a >= b for a, b in itertools.pairwise(diversity))}
+
+    rows, strips = sweep(lambda w, psi: truncate(w, g.w_avg, psi))
+    multi, multi_strips = sweep(lambda w, psi: truncate_to_modes(w, modes, psi))
     if out is not None:
         save_samples(torch.cat(strips), out / "latent-truncation.png", nrow=10)
-    confident = [r["confident"] for r in rows]
-    diversity = [r["pairwise_pixel_distance"] for r in rows]
+        save_samples(torch.cat(multi_strips), out / "latent-truncation-multimodal.png", nrow=10)
+    multi_pass = trade(multi)
     return {"samples": n, "psi": list(PSIS), "rows": rows,
-            "pass": {"confident_rises": all(a <= b for a, b in itertools.pairwise(confident)),
-                     "diversity_falls": all(a >= b for a, b in itertools.pairwise(diversity))}}
+            "multimodal": {"modes": TRUNCATION_MODES, "rows": multi},
+            "pass": {**trade(rows), **{f"multimodal_{k}": v for k, v in multi_pass.items()}}}
 
 
 def real_test_images(trained: Any, manager: Any, n: int) -> torch.Tensor:
@@ -543,7 +561,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
     if tr.get("rows"):
         sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
                           f"{r['pairwise_pixel_distance']:.2f}" for r in tr["rows"])
-        lines.append(f"- Truncation: {sweep}.")
+        lines.append(f"- Truncation towards w_avg: {sweep}.")
+    if tr.get("multimodal"):
+        sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
+                          f"{r['pairwise_pixel_distance']:.2f}" for r in tr["multimodal"]["rows"])
+        lines.append(f"- Truncation towards the nearest of {tr['multimodal']['modes']} k-means centres of W "
+                     f"(multi-modal, Mokady et al. 2022): {sweep}.")
     if inv:
         psnr = inv["real_mean_psnr"]
         lines.append(f"- Inversion: generated images {inv['generated_mean_psnr']:.1f} dB in {inv['space']}; real test "

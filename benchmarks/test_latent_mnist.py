@@ -62,6 +62,11 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["psi"] for r in tr["rows"]] == [1.0, 0.7, 0.5, 0.0]
     assert tr["rows"][-1]["pairwise_pixel_distance"] < 1e-4  # psi 0: every sample is the average
     assert tr["rows"][0]["pairwise_pixel_distance"] > tr["rows"][-1]["pairwise_pixel_distance"]
+    multi = tr["multimodal"]
+    assert multi["modes"] == 10 and [r["psi"] for r in multi["rows"]] == [1.0, 0.7, 0.5, 0.0]
+    assert multi["rows"][0] == tr["rows"][0]  # psi 1 truncates nothing, whichever the centre
+    assert multi["rows"][-1]["pairwise_pixel_distance"] > 1e-4  # psi 0: ten centres, not one image
+    assert {"multimodal_confident_rises", "multimodal_diversity_falls"} <= set(tr["pass"])
     lt = result["latent_transformer"]
     assert 0.0 <= lt["flip_rate_alpha_1"] <= 1.0 and lt["interfacegan_same_ink_change"]["alpha"] > 0
     inv = result["inversion"]
@@ -72,5 +77,6 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert "| truncation | diversity_falls |" in summary and "Command: `python benchmarks/latent_mnist.py" in summary
     for section in ("interfacegan", "ganspace", "truncation", "latent_transformer", "inversion"):
         assert all(isinstance(v, bool) for v in result[section]["pass"].values())
-    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "truncation", "transformer-ink", "inversion-real"):
+    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "truncation", "truncation-multimodal",
+                    "transformer-ink", "inversion-real"):
         assert (out / f"latent-{picture}.png").is_file()

@@ -8,7 +8,17 @@ import pytest
 import torch
 from ganforge import ConfigError, DataSpec, LatentSpace, get_plugin_manager
 from ganforge_plugins.latent.interpolation import InterpolateSampler, InterpolateSamplerConfig, interpolate, lerp, slerp
-from ganforge_plugins.latent.style import mix_range, resolve_layers, sample_truncated, style_mix, style_mixing_grid
+from ganforge_plugins.latent.style import (
+    kmeans,
+    mix_range,
+    resolve_layers,
+    sample_truncated,
+    style_mix,
+    style_mixing_grid,
+    truncate,
+    truncate_to_modes,
+    truncation_modes,
+)
 from ganforge_plugins.models.dcgan import DCGANGenerator, DCGANGeneratorConfig
 from ganforge_plugins.models.stylegan import StyleGANGenerator, StyleGANGeneratorConfig
 from ganforge_plugins.samplers.uniform import UniformSampler, UniformSamplerConfig
@@ -116,6 +126,54 @@ def test_truncation_refuses_bad_psi_and_generators_without_mapping() -> None:
     dcgan = DCGANGenerator(DCGANGeneratorConfig(base_channels=4, latent_dim=8), DataSpec(shape=(1, 16, 16)))
     with pytest.raises(ConfigError, match=r"space: DCGANGenerator has no latent space 'w'.*mapping network"):
         sample_truncated(dcgan, 2, 0.5, generator_rng=rng())
+
+
+def three_blobs(n: int = 900) -> tuple[torch.Tensor, torch.Tensor]:
+    truth = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 8.0]])
+    return truth[torch.arange(n) % 3] + 0.3 * torch.randn(n, 2, generator=rng(1)), truth
+
+
+def test_kmeans_finds_planted_modes_and_refuses_bad_k() -> None:
+    x, truth = three_blobs()
+    found = kmeans(x, 3, generator_rng=rng(0))
+    matched = torch.cdist(truth, found).min(1).values
+    assert float(matched.max()) < 0.1, found  # each true mode has a centre within 0.1
+    torch.testing.assert_close(kmeans(x, 3, generator_rng=rng(0)), found)  # seeded: the same centres
+    torch.testing.assert_close(kmeans(x, 1, generator_rng=rng(5)), x.mean(0, keepdim=True))
+    for k in (0, 901):
+        with pytest.raises(ConfigError, match=rf"modes: expected 1 <= k <= 900 .*got {k}"):
+            kmeans(x, k, generator_rng=rng(0))
+
+
+def test_multimodal_truncation_pulls_each_w_to_its_own_mode() -> None:
+    x, truth = three_blobs()
+    for psi in (1.0, 0.5, 0.0):
+        out = truncate_to_modes(x, truth, psi)
+        torch.testing.assert_close(out, truth[torch.arange(len(x)) % 3].lerp(x, psi))
+    # one mode, the mean, is ordinary truncation; W+ is truncated by its first style's mode
+    mean = x.mean(0, keepdim=True)
+    torch.testing.assert_close(truncate_to_modes(x, mean, 0.7), truncate(x, mean[0], 0.7))
+    ws = x[:, None].expand(-1, 4, -1)
+    own = truth[torch.arange(len(x)) % 3]
+    torch.testing.assert_close(truncate_to_modes(ws, truth, 0.0), own[:, None].expand(-1, 4, -1))
+    # ordinary truncation to psi 0 leaves every sample at the mean, between the modes, far from all of them
+    far = torch.cdist(truncate(x, mean[0], 0.0), truth).min(1).values
+    assert float(far.min()) > 2.0
+    with pytest.raises(ConfigError, match="psi"):
+        truncate_to_modes(x, truth, 7.0)
+
+
+def test_truncation_modes_cluster_the_generators_w() -> None:
+    g = tiny_stylegan()
+    one = truncation_modes(g, 1, num_samples=500, generator_rng=rng(3))
+    with torch.no_grad():
+        w = g.mapping(torch.randn(500, 8, generator=rng(3)))
+    torch.testing.assert_close(one, w.mean(0, keepdim=True))  # k = 1: the mean that w_avg tracks
+    modes = truncation_modes(g, 8, num_samples=500, generator_rng=rng(3))
+    assert modes.shape == (8, 8) and torch.isfinite(modes).all()
+    with pytest.raises(ConfigError, match="space: DCGANGenerator has no latent space 'w'"):
+        dcgan = DCGANGenerator(DCGANGeneratorConfig(base_channels=4, latent_dim=8), DataSpec(shape=(1, 16, 16)))
+        truncation_modes(dcgan, 4, num_samples=50, generator_rng=rng())
 
 
 def test_style_mixing_copies_b_in_the_named_range_only() -> None:

@@ -3,6 +3,11 @@
 
 - Truncation (section 3.2 / appendix B): ``w' = w_avg + psi (w - w_avg)``; ``psi = 1`` is the
   untruncated ``w``, ``psi = 0`` the average image, ``psi < 0`` its "opposite".
+- Multi-modal truncation (Mokady et al. 2022, "Self-Distilled StyleGAN", arXiv:2202.12211, section 4):
+  when the data has several modes (ten digits), ``w_avg`` lies between them and truncating towards it
+  makes every sample more like one average digit, less like its own. The ``w`` of ``num_samples``
+  latents are clustered by k-means into ``k`` centres and each ``w`` is truncated towards its nearest
+  centre instead: ``w' = c(w) + psi (w - c(w))``. ``k = 1`` (the mean) is ordinary truncation.
 - Style mixing (section 3.1, figure 3): copying B's styles into A's W+ over a layer range: the
   ``coarse`` range (4x4-8x8) brings B's pose and shape, ``middle`` (16x16-32x32) smaller features,
   ``fine`` (64x64 up) colour scheme and micro-structure. A range is a name of the generator's
@@ -49,6 +54,45 @@ def sample_truncated(generator: Any, n: int, psi: float, *, generator_rng: torch
 
 
 sample_truncated.__doc__ = (sample_truncated.__doc__ or "").format(lo=PSI_RANGE[0], hi=PSI_RANGE[1])
+
+
+def kmeans(x: Tensor, k: int, *, generator_rng: torch.Generator, iterations: int = 50) -> Tensor:
+    """``[k, D]`` centres of ``x`` ``[N, D]`` by Lloyd's algorithm from ``k`` distinct random points (a centre
+    left without points keeps its place); deterministic for a seeded ``generator_rng``."""
+    if not 1 <= k <= len(x):
+        raise ConfigError(f"modes: expected 1 <= k <= {len(x)} (the samples clustered), got {k}")
+    pick = torch.randperm(len(x), generator=generator_rng, device=generator_rng.device)[:k].to(x.device)
+    centres = x[pick].clone()
+    for _ in range(iterations):
+        nearest = torch.cdist(x, centres).argmin(1)
+        counts = torch.bincount(nearest, minlength=k).to(x.dtype)
+        sums = torch.zeros_like(centres).index_add_(0, nearest, x)
+        moved = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
+        if torch.equal(moved, centres):
+            break
+        centres = moved
+    return centres
+
+
+@torch.no_grad()
+def truncation_modes(generator: Any, k: int, *, num_samples: int = 10_000, generator_rng: torch.Generator,
+                     device: torch.device | str = "cpu") -> Tensor:
+    """``[k, w_dim]``: k-means centres of the ``w`` of ``num_samples`` latents (multi-modal truncation's
+    modes; ``k = 1`` gives the sample mean, which ``w_avg`` tracks)."""
+    check_space(generator, "w")
+    g = unwrap(generator)
+    z = torch.randn((num_samples, *g.latent_spaces[0].shape), generator=generator_rng, device=device)
+    w: Tensor = z_to(g, z, "w")
+    return kmeans(w.float(), k, generator_rng=generator_rng)
+
+
+def truncate_to_modes(w: Tensor, modes: Tensor, psi: float) -> Tensor:
+    """Each ``w`` (``[N, w_dim]`` or W+ ``[N, num_ws, w_dim]``, by its first style) truncated towards the
+    nearest of ``modes`` ``[k, w_dim]``: ``c + psi (w - c)``."""
+    check_psi(psi)
+    first = w if w.ndim == 2 else w[:, 0]
+    centre = modes.to(w)[torch.cdist(first.float(), modes.float()).argmin(1)]
+    return (centre if w.ndim == 2 else centre[:, None]).lerp(w, psi)
 
 
 def mix_range(ws_a: Tensor, ws_b: Tensor, layers: range) -> Tensor:
