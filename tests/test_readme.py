@@ -1,8 +1,8 @@
 """The README's command lines run as written (run-safety issue, item 13): every `ganforge` line of its
 "Use" block that works on a GAN run is run on a run of the embedded default (a conditional DCGAN on
 the digits, made with fewer steps), with `runs/mine`, `my.toml`, `new.toml` and `images/` standing
-for that run, a small recipe and a folder of its samples. The lines left out are named, with the test
-that covers them."""
+for that run, a small recipe and a folder of its samples, and `runs/style` for a tiny StyleGAN run (the
+lines that need a W space). The lines left out are named, with the test that covers them."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY_STYLEGAN
 
 # lines covered elsewhere: the full default job (tests/test_default_run.py), real-data recipes and
 # metrics (benchmarks, tests/plugins/test_metrics_*), the lab (tests/plugins/test_lab.py), translation
-# (tests/plugins/test_procedures_translation.py), DDP (tests/core/test_distributed.py) and a StyleGAN's
-# truncation and style mixing (tests/plugins/test_latent_commands.py: they need a style-based run) and
-# the studio, a server (tests/plugins/test_studio.py and test_studio_browser.py)
+# (tests/plugins/test_procedures_translation.py), DDP (tests/core/test_distributed.py) and the studio,
+# a server (tests/plugins/test_studio.py and test_studio_browser.py)
 ELSEWHERE = ("ganforge train configs/", "ganforge eval", "ganforge lab", "ganforge translate",
-             "torchrun", "ganforge sample runs/style", "ganforge studio")
+             "torchrun", "ganforge studio")
 TINY = ["train.steps=30", "train.batch_size=32", "output.progress=false", "output.sample_every=30",
         "output.checkpoint_every=30"]
 
@@ -39,13 +38,16 @@ def test_the_use_block_is_found_and_the_left_out_lines_are_the_named_ones() -> N
     assert sum(line.startswith(ELSEWHERE) or line == "ganforge train" for line in lines) <= 10
 
 
-@pytest.mark.slow  # a small default run, then every line: about 2 minutes on 2 cores
+@pytest.mark.slow  # a small default run and a tiny StyleGAN, then every line: about 2.5 minutes on 2 cores
 def test_every_readme_command_line_runs_as_written(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     def ganforge(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True,
                               env=subprocess_env, cwd=tmp_path, timeout=900)
 
     made = ganforge("train", "--out", "runs/mine", *[a for s in TINY for a in ("--set", s)])
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "style.toml").write_text(TINY_STYLEGAN)
+    made = ganforge("train", "style.toml", "--out", "runs/style", *[a for s in TINY for a in ("--set", s)])
     assert made.returncode == 0, made.stderr
     from ganforge.config import dump_toml, merge, parse_override
 

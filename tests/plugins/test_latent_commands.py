@@ -111,6 +111,25 @@ def test_edit_with_the_latent_transformer_on_a_stylegan(runs, tmp_path: Path, ca
     assert result["space"] == "w" and len(result["mean_score"]) == 3
 
 
+def test_edit_balance_by_fits_the_attribute_within_each_class_of_a_classifier(runs, tmp_path: Path, capsys,
+                                                                              mnist_root: Path) -> None:
+    """The README's line: InterFaceGAN's ink direction in W fitted within each digit of the MNIST classifier."""
+    plain, balanced = tmp_path / "plain.safetensors", tmp_path / "balanced.safetensors"
+    argv = ["edit", str(runs["stylegan"]), "--editor", "interfacegan", "--attribute", "ink", "--space", "w",
+            "--alphas", "-1,0,1", "-n", "2", "--param", "num_samples=200", "--param", "num_keep=40"]
+    assert main([*argv, "--out", str(tmp_path / "plain.png"), "--save-direction", str(plain)]) == 0
+    assert main([*argv, "--param", "balance_by=mnist-digit", "--out", str(tmp_path / "balanced.png"),
+                 "--save-direction", str(balanced)]) == 0
+    assert json.loads((tmp_path / "balanced.safetensors.json").read_text())["balance_by"] == "mnist-digit"
+    assert json.loads((tmp_path / "plain.safetensors.json").read_text())["balance_by"] == ""
+    import safetensors.torch
+
+    a, b = (safetensors.torch.load_file(str(f))["direction"] for f in (plain, balanced))
+    assert float((a - b).norm()) > 1e-3  # other extremes, another direction
+    err = error_of([*argv, "--param", "balance_by=slant", "--out", str(tmp_path / "x.png")], capsys)
+    assert "balance_by: 'slant' scores one attribute" in err
+
+
 def test_invert_methods_and_files(runs, tmp_path: Path, capsys) -> None:
     targets = tmp_path / "targets.npy"
     assert main(["sample", str(runs["dcgan"]), "-n", "4", "--seed", "3", "--out", str(targets)]) == 0
