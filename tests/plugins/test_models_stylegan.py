@@ -110,7 +110,9 @@ def test_truncation_psi_0_gives_the_average_image_and_psi_1_leaves_w_unchanged()
         average = g.synthesis(g.w_avg.expand(5, g.num_ws, -1))
         out = g(z, psi=0.0)
         torch.testing.assert_close(out, average, rtol=0, atol=0)  # G(w_avg) for every z
-        torch.testing.assert_close(out, out[:1].expand_as(out))
+        # the same image for every sample, up to float32 rounding: a CPU's convolution kernels need not
+        # treat the batch's elements alike (an AVX-512 EPYC's differed by 1.4e-5 on outputs of order 1)
+        torch.testing.assert_close(out, out[:1].expand_as(out), rtol=1e-5, atol=5e-5)
         w = g.mapping(z)
         assert truncate(w, g.w_avg, 1.0) is w
         torch.testing.assert_close(g.mapping(z, truncation_psi=0.0), g.w_avg.expand(5, -1))
