@@ -322,6 +322,18 @@ CPU_QUICK = ["train.steps=8", "train.batch_size=8", "data.limit=512", "output.ch
              "output.sample_every=4", "output.log_every=4"]
 
 
+def cpu_model() -> str:
+    """The processor's name, and whether it has AVX-512: CPU recipes are sized in wall time, and the
+    machines sessions get differ by 2x or more in images per second."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "cpu"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or "cpu")
+    return name + (" (AVX-512)" if " avx512f" in info else "")
+
+
 def train_cpu(name: str, args: argparse.Namespace, work: Path) -> tuple[Trainer, dict[str, Any], Path]:
     recipe = REPO / "configs" / "cpu" / f"{name}-mnist.toml"
     overrides = [f"data.root={args.mnist}", "train.device=cpu", "output.progress=false",
@@ -343,6 +355,7 @@ def train_cpu(name: str, args: argparse.Namespace, work: Path) -> tuple[Trainer,
         "stopped_by_budget": trainer.step < config.train.steps,
         "images_seen": trainer.images_seen, "images_per_second": round(trainer.images_seen / seconds, 1),
         "threads": torch.get_num_threads(), "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "machine": cpu_model(),
     }
     if hasattr(trainer.network("generator"), "current_phase"):
         level, alpha = trainer.network("generator").current_phase()
@@ -421,15 +434,16 @@ def markdown(report: dict[str, Any]) -> str:
              f"script (test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits "
              f"confident at p >= {report['threshold']}). Targets: confident >= {TARGETS['confident']}, every class "
              f">= {TARGETS['min_class_fraction']}, conditional accuracy >= {TARGETS['conditional_accuracy']}.", "",
-             "| model | run (UTC) | steps | wall s | CPU s | confident | min class | conditional | FID | KID | passed "
-             "| grid |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| model | run (UTC) | steps | wall s | CPU s | images/s | confident | min class | conditional | FID "
+             "| KID | passed | grid |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for name, m in report["models"].items():
         q = m.get("fid_kid", {})
         when = m.get("date", report["date"])[:16].replace("T", " ")
+        conditional = f"{m['conditional_accuracy']:.3f}" if "conditional_accuracy" in m else "-"
         lines.append(f"| {name} | {when} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
-                     f"{m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
-                     f"{m.get('conditional_accuracy', float('nan')):.3f} | {q.get('fid', float('nan')):.2f} | "
+                     f"{m.get('images_per_second', '')} | {m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
+                     f"{conditional} | {q.get('fid', float('nan')):.2f} | "
                      f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} | ![{name}]({m['grid']}) |")
     floor = next((m["fid_kid"]["real_train_digits"] for m in report["models"].values() if "fid_kid" in m), None)
     if floor:
@@ -495,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "quality_mnist", "scale": args.scale, "quick": args.quick,
         "date": datetime.datetime.now(datetime.UTC).isoformat(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "cpu_count": os.cpu_count(), "load_average_before": [round(v, 2) for v in os.getloadavg()],
         "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
         "kernels": os.environ.get("GANFORGE_KERNELS", "auto"), "threshold": THRESHOLD, "targets": TARGETS,
