@@ -36,9 +36,10 @@ given::
 
 ``--scale cpu`` is the quality issue's run on the CPU StyleGAN (``configs/cpu/stylegan-mnist.toml``;
 ``quality_mnist.py --scale cpu --keep DIR`` keeps it): medium's sizes, a truncation sweep over psi in
-{1, 0.7, 0.5, 0} (towards ``w_avg``, and towards the nearest of ten k-means centres of W), and that issue's stricter targets (the digit kept in 90% of the edits conditioned on
-it, the encoder 100x faster than optimisation); it writes ``benchmarks/results/cpu/latent/``, with a
-Markdown summary beside the JSON.
+{1, 0.7, 0.5, 0} (towards ``w_avg``, and towards the nearest of ten k-means centres of W), and that
+issue's stricter targets (the digit kept in 90% of the edits conditioned on it, the encoder 100x
+faster than optimisation); it writes ``benchmarks/results/cpu/latent/``, with a Markdown summary
+beside the JSON.
 
 ``benchmarks/test_latent_mnist.py`` runs it at ``--scale smoke`` on a tiny checkpoint (marked slow).
 """
