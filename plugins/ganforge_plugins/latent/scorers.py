@@ -24,6 +24,8 @@ MNIST. With pixel coordinates ``x`` to the right and ``y`` upwards:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import torch
 from attrs import validators as v
@@ -121,56 +123,46 @@ class ThicknessScorer(InkScorer):
         return ink_area(check_images(x, "thickness"), self.threshold)[:, None]
 
 
-class SlantScorer:
+class _MeasureScorer:
+    """One attribute measured on the images by a function of them (``measure``, ``[N, ...] -> [N]``)."""
+
+    attributes: tuple[str, ...]
+    measure: Callable[[Tensor], Tensor]
+
+    def __init__(self, config: MomentScorerConfig) -> None:
+        pass
+
+    @torch.no_grad()
+    def score(self, x: Tensor) -> Tensor:
+        return type(self).measure(check_images(x, self.attributes[0]))[:, None]
+
+
+class SlantScorer(_MeasureScorer):
     """Slant (shear) from the second moments of the ink."""
 
     attributes = ("slant",)
-
-    def __init__(self, config: MomentScorerConfig) -> None:
-        pass
-
-    @torch.no_grad()
-    def score(self, x: Tensor) -> Tensor:
-        return slant(check_images(x, "slant"))[:, None]
+    measure = staticmethod(slant)
 
 
-class WidthScorer:
+class WidthScorer(_MeasureScorer):
     """Width of the deskewed digit in pixels (see :func:`extent`)."""
 
     attributes = ("width",)
-
-    def __init__(self, config: MomentScorerConfig) -> None:
-        pass
-
-    @torch.no_grad()
-    def score(self, x: Tensor) -> Tensor:
-        return extent(check_images(x, "width"))[0][:, None]
+    measure = staticmethod(lambda x: extent(x)[0])
 
 
-class HeightScorer:
+class HeightScorer(_MeasureScorer):
     """Height of the digit in pixels (see :func:`extent`)."""
 
     attributes = ("height",)
-
-    def __init__(self, config: MomentScorerConfig) -> None:
-        pass
-
-    @torch.no_grad()
-    def score(self, x: Tensor) -> Tensor:
-        return extent(check_images(x, "height"))[1][:, None]
+    measure = staticmethod(lambda x: extent(x)[1])
 
 
-class BrightnessScorer:
+class BrightnessScorer(_MeasureScorer):
     """Mean ink intensity."""
 
     attributes = ("brightness",)
-
-    def __init__(self, config: MomentScorerConfig) -> None:
-        pass
-
-    @torch.no_grad()
-    def score(self, x: Tensor) -> Tensor:
-        return brightness(check_images(x, "brightness"))[:, None]
+    measure = staticmethod(brightness)
 
 
 class DigitScorer:
