@@ -111,8 +111,7 @@ def test_edit_with_the_latent_transformer_on_a_stylegan(runs, tmp_path: Path, ca
     assert result["space"] == "w" and len(result["mean_score"]) == 3
 
 
-def test_edit_balance_by_fits_the_attribute_within_each_class_of_a_classifier(runs, tmp_path: Path, capsys,
-                                                                              mnist_root: Path) -> None:
+def test_edit_balance_by_fits_the_attribute_within_each_class_of_a_classifier(runs, tmp_path: Path, capsys) -> None:
     """The README's line: InterFaceGAN's ink direction in W fitted within each digit of the MNIST classifier."""
     plain, balanced = tmp_path / "plain.safetensors", tmp_path / "balanced.safetensors"
     argv = ["edit", str(runs["stylegan"]), "--editor", "interfacegan", "--attribute", "ink", "--space", "w",
