@@ -87,8 +87,7 @@ def probe(args: argparse.Namespace, argv: list[str] | None, out: Path) -> int:
         run = Path(args.keep) if args.keep else Path(tmp) / args.model
         trainer = Trainer(config, run)
         t0 = time.perf_counter()
-        with q.stop_after(q.CPU_MINUTES * 60):
-            trainer.fit()
+        q.fit_within(trainer, q.CPU_MINUTES * 60, args.model)
         seconds = time.perf_counter() - t0
         report: dict[str, Any] = {
             "benchmark": "probe_recipe", "model": args.model, "recipe": str(recipe.relative_to(REPO)),

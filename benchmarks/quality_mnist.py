@@ -210,20 +210,43 @@ def judge(probs: Tensor, asked: Tensor | None) -> dict[str, Any]:
 # -- training under a time budget -----------------------------------------------------------------
 
 
+class Interrupted(SystemExit):
+    """A run stopped by a signal from outside (Ctrl-C, ``kill``), not by its time budget: the script exits
+    with ``128 + signal`` and writes no result, so that a partial run never replaces a committed one."""
+
+
 @contextlib.contextmanager
-def stop_after(seconds: float) -> Iterator[None]:
-    """SIGTERM this process after ``seconds``: the trainer checkpoints and stops at the next step."""
+def stop_after(seconds: float) -> Iterator[list[bool]]:
+    """SIGTERM this process after ``seconds``: the trainer checkpoints and stops at the next step. Yields a
+    list that holds ``True`` once the alarm has fired (how a budget stop is told from a user's signal)."""
+    fired: list[bool] = []
+
     def alarm(*_: object) -> None:
         if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):  # the trainer's handler
+            fired.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
     try:
-        yield
+        yield fired
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def fit_within(trainer: Any, seconds: float | None, name: str) -> bool:
+    """``trainer.fit()`` stopped after ``seconds`` (``None``: no budget); whether the budget stopped it.
+    Raises :class:`Interrupted` when another signal did: the run is incomplete and is not a result."""
+    with stop_after(seconds) if seconds else contextlib.nullcontext([]) as fired:
+        trainer.fit()
+    stopped_by = getattr(trainer, "stopped_by", None)
+    if stopped_by is not None and not fired:
+        print(f"[{name}] stopped by {signal.Signals(stopped_by).name} at step {trainer.step}, not by the time "
+              f"budget: no results written (the last checkpoint is in {trainer.out}/checkpoints)",
+              file=sys.stderr)
+        raise Interrupted(128 + int(stopped_by))
+    return bool(fired)
 
 
 def run_settings(device: torch.device, root: str, steps: int, extra: list[str]) -> list[str]:
@@ -273,8 +296,7 @@ def train_model(name: str, args: argparse.Namespace, device: torch.device,
     print(f"[{name}] {rate:.1f} steps/s calibrated; training {steps} steps ({budget:.0f} s budget)", file=sys.stderr)
     sync(device)
     t0 = time.perf_counter()
-    with stop_after(0.98 * budget):  # the last step and the final checkpoint finish inside the budget
-        trainer.fit()
+    fit_within(trainer, 0.98 * budget, name)  # the last step and the final checkpoint finish inside the budget
     sync(device)
     seconds = time.perf_counter() - t0
     info = {
@@ -345,8 +367,7 @@ def train_cpu(name: str, args: argparse.Namespace, work: Path) -> tuple[Trainer,
     print(f"[{name}] {config.train.steps} steps of {recipe.relative_to(REPO)} ({budget:.0f} s at most)",
           file=sys.stderr)
     t0, c0 = time.perf_counter(), cpu_seconds()
-    with stop_after(budget):
-        trainer.fit()
+    fit_within(trainer, budget, name)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     info: dict[str, Any] = {
         "recipe": str(recipe.relative_to(REPO)), "overrides": [o for o in overrides if not o.startswith("data.root")],

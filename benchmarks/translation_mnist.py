@@ -33,7 +33,6 @@ meant for a GPU; ``--trial`` is the fixed-step CPU trial that compares one code 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import sys
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.quality_mnist import cpu_seconds, stop_after  # noqa: E402
+from benchmarks.quality_mnist import cpu_seconds, fit_within  # noqa: E402
 
 SEED = 0
 
@@ -197,8 +196,7 @@ def _fit(config: Any, manager: Any, runs: Path, name: str, device: torch.device,
         torch.cuda.synchronize()
     start, cpu = time.perf_counter(), cpu_seconds()
     trainer = Trainer(config, runs / name, manager=manager)
-    with stop_after(minutes * 60.0) if minutes else contextlib.nullcontext():
-        trainer.fit()
+    fit_within(trainer, minutes * 60.0 if minutes else None, name)
     if device.type == "cuda":
         torch.cuda.synchronize()
     info = {"train_seconds": round(time.perf_counter() - start, 1), "steps": trainer.step}

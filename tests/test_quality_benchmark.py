@@ -43,7 +43,7 @@ def test_conditional_grid_has_one_column_per_class() -> None:
 
 
 @pytest.mark.slow
-def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root) -> None:  # type: ignore[no-untyped-def]
+def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     """--scale cpu --quick: the CPU recipes (tiny sizes, a few steps), the judge, the curve, FID/KID with
     their fingerprint and floor, JSON and Markdown (what CI runs of the full CPU results)."""
     import json
@@ -75,3 +75,57 @@ def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root) -
     assert list(report["models"]) == ["cdcgan", "stylegan"]
     assert report["models"]["stylegan"]["date"] == first["models"]["stylegan"]["date"]
     assert report["models"]["cdcgan"]["date"] > first["models"]["cdcgan"]["date"]
+    # a run stopped by a user's signal (not the budget) exits 128 + 15 and leaves the results as they were
+    import signal
+
+    from ganforge import Trainer
+
+    fit = Trainer.fit
+
+    def stopped_by_the_user(self: Trainer) -> object:
+        result = fit(self)
+        self.stopped_by = int(signal.SIGTERM)  # as the engine records a SIGTERM that arrived during fit()
+        return result
+
+    monkeypatch.setattr(Trainer, "fit", stopped_by_the_user)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(q.Interrupted) as stop:
+        q.main([*common, "--models", "cdcgan"])
+    assert stop.value.code == 143 and "[cdcgan] stopped by SIGTERM at step 8" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+class SignalledTrainer:
+    """Stops as the engine does on SIGTERM (records it, returns); ``kill`` sends one as a user would."""
+
+    def __init__(self, out, *, wait: bool, kill: bool = False) -> None:  # type: ignore[no-untyped-def]
+        self.out, self.wait, self.kill, self.step, self.stopped_by = out, wait, kill, 0, None
+
+    def fit(self) -> None:
+        import os
+        import signal
+        import time
+
+        got: list[int] = []
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+        try:
+            if self.kill:
+                os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.wait and not got and time.monotonic() < deadline:
+                self.step += 1
+                time.sleep(0.002)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.stopped_by = got[0] if got else None
+
+
+def test_fit_within_tells_the_budget_from_a_users_signal(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert q.fit_within(SignalledTrainer(tmp_path, wait=True), 0.05, "m") is True  # the budget stopped it
+    assert q.fit_within(SignalledTrainer(tmp_path, wait=False), 5.0, "m") is False  # it finished in time
+    assert q.fit_within(SignalledTrainer(tmp_path, wait=False), None, "m") is False  # no budget
+    with pytest.raises(q.Interrupted) as stop:
+        q.fit_within(SignalledTrainer(tmp_path, wait=True, kill=True), 5.0, "m")
+    assert stop.value.code == 143
+    assert f"[m] stopped by SIGTERM at step 0, not by the time budget: no results written (the last checkpoint " \
+           f"is in {tmp_path}/checkpoints)" in capsys.readouterr().err
