@@ -70,6 +70,7 @@ from .protocols import (
     Translator,
 )
 from .training import Trainer
+from .truncation import kmeans, nearest_mode
 from .validators import power_of_two
 
 __version__ = "0.1.0"
@@ -136,6 +137,7 @@ __all__ = [
     "dump_toml",
     "get_plugin_manager",
     "hookimpl",
+    "kmeans",
     "layer_range",
     "linear_decay",
     "load_checkpoint",
@@ -144,6 +146,7 @@ __all__ = [
     "load_run",
     "load_settings",
     "make_converter",
+    "nearest_mode",
     "png_bytes",
     "power_of_two",
     "read_image",

@@ -54,6 +54,9 @@ def _parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.add_argument("--psi", type=float, help="truncation psi in W, for a style-based generator: 1 = none, "
                                                   "0 = the average image (default: the run's own setting)")
+    sample.add_argument("--psi-modes", dest="psi_modes", type=int, metavar="K",
+                        help="multi-modal truncation: each w moves towards the nearest of K k-means centres of W "
+                             "instead of the average (K ~ the data's modes, e.g. 10 digits); with --psi")
     sample.add_argument("--mix", type=int, metavar="SEED",
                         help="style mixing: the samples of this seed give their styles at --mix-layers")
     sample.add_argument("--mix-layers", default="coarse", metavar="RANGE",
@@ -238,7 +241,8 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
     labels = None if class_index is None else torch.full((args.n,), class_index, device=trained.device)
     rng = torch.Generator(trained.device).manual_seed(args.seed)
     mix = None if args.mix is None else torch.Generator(trained.device).manual_seed(args.mix)
-    samples = trained.sample(args.n, generator=rng, labels=labels, psi=args.psi, mix=mix, mix_layers=args.mix_layers)
+    samples = trained.sample(args.n, generator=rng, labels=labels, psi=args.psi, mix=mix, mix_layers=args.mix_layers,
+                             modes=args.psi_modes)
     from .images import save_array, save_samples
 
     if out.suffix == ".png":

@@ -23,6 +23,7 @@ from .errors import CheckpointError, ConfigError
 from .manager import PluginManager, get_plugin_manager
 from .procedure import Procedure
 from .protocols import DataSpec, LatentSpace, Sampler, StyleGenerator
+from .truncation import kmeans, nearest_mode
 
 
 def spec_to_meta(spec: DataSpec) -> dict[str, Any]:
@@ -123,21 +124,27 @@ class TrainedGenerator:
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, labels: Tensor | None = None, psi: float | None = None,
-               mix: torch.Generator | None = None, mix_layers: str = "coarse") -> Tensor:
+               mix: torch.Generator | None = None, mix_layers: str = "coarse", modes: int | None = None) -> Tensor:
         """``n`` samples from the prior. For a style-based generator, ``psi`` truncates every ``w``
-        towards the tracked average (StyleGAN section 3.2; ``None``: the run's own setting), and
-        ``mix`` draws a second set of ``n`` latents whose styles replace the first set's at
-        ``mix_layers`` (section 3.1: ``coarse``, ``middle``, ``fine``, ``all`` or ``start:stop``)."""
+        towards the tracked average (StyleGAN section 3.2; ``None``: the run's own setting), or with
+        ``modes`` towards the nearest of that many k-means centres of W (multi-modal truncation,
+        :mod:`ganforge.truncation`), and ``mix`` draws a second set of ``n`` latents whose styles
+        replace the first set's at ``mix_layers`` (section 3.1: ``coarse``, ``middle``, ``fine``,
+        ``all`` or ``start:stop``)."""
+        if modes is not None and psi is None:
+            raise ConfigError(f"--psi-modes {modes}: takes effect with --psi (how far each w moves towards "
+                              "its nearest mode)")
         z = self.sampler.sample(n, self.space, device=self.device, generator=generator)
         if psi is None and mix is None:
             return self.latents_to_samples(z, labels)
         g = self.style_generator("--psi" if mix is None else "--mix")
         labels = self._labels(len(z), labels)
-        ws = self._ws(g, z, labels, psi)
+        centres = None if modes is None else self.truncation_modes(modes)
+        ws = self._ws(g, z, labels, psi, centres)
         if mix is not None:
             layers = layer_range(g, mix_layers, field="--mix-layers")
             z2 = self.sampler.sample(n, self.space, device=self.device, generator=mix)
-            ws2 = self._ws(g, z2, labels, psi)
+            ws2 = self._ws(g, z2, labels, psi, centres)
             ws = torch.cat([ws[:, : layers.start], ws2[:, layers.start : layers.stop], ws[:, layers.stop :]], dim=1)
         out: Tensor = g.synthesis(ws)
         return out
@@ -152,10 +159,27 @@ class TrainedGenerator:
             )
         return self.module
 
-    def _ws(self, g: StyleGenerator, z: Tensor, labels: Tensor | None, psi: float | None) -> Tensor:
+    @torch.no_grad()
+    def truncation_modes(self, k: int, *, num_samples: int = 10_000) -> Tensor:
+        """``[k, w_dim]``: k-means centres of the ``w`` of ``num_samples`` latents of the run's prior (the
+        classes in turn for a conditional generator), drawn and clustered from seed 0, so that the modes
+        belong to the checkpoint and not to the seed of the samples truncated towards them."""
+        g = self.style_generator("--psi-modes")
+        if not 1 <= k <= num_samples:
+            raise ConfigError(f"--psi-modes: expected a number of modes in [1, {num_samples}], got {k}")
+        rng = torch.Generator(self.device).manual_seed(0)
+        z = self.sampler.sample(num_samples, self.space, device=self.device, generator=rng)
+        w = g.mapping(z, self._labels(num_samples, None))
+        return kmeans(w.float(), k, generator_rng=rng)
+
+    def _ws(self, g: StyleGenerator, z: Tensor, labels: Tensor | None, psi: float | None,
+            centres: Tensor | None = None) -> Tensor:
         w = g.mapping(z, labels)
         if psi is not None:
-            w = g.truncate(w, psi)
+            t = g.truncate(w, psi)  # the generator's own truncation, towards w_avg (it checks psi)
+            if centres is not None:  # c + psi (w - c) = w_avg + psi (w - w_avg) + (1 - psi) (c - w_avg)
+                t = t + (1 - psi) * (nearest_mode(w, centres) - g.w_avg)
+            w = t
         return w[:, None].expand(-1, g.num_ws, -1)
 
     def _labels(self, n: int, labels: Tensor | None) -> Tensor | None:

@@ -324,6 +324,32 @@ def test_sample_psi_truncates_towards_the_average_image(runs, tmp_path: Path) ->
     assert spread["0"] < 1e-6 < spread["0.5"] < spread["1"]  # psi 0: every sample is the average image
 
 
+def test_sample_psi_modes_truncates_each_w_towards_its_nearest_k_means_centre(runs, tmp_path: Path) -> None:
+    run = runs["stylegan"]
+    trained = load_generator(run)
+    g = trained.module
+    z = trained.sampler.sample(6, trained.space, device="cpu", generator=torch.Generator().manual_seed(3))
+    modes = trained.truncation_modes(4)
+    torch.testing.assert_close(trained.truncation_modes(4), modes)  # the checkpoint's modes, not the seed's
+    with torch.no_grad():
+        w = g.mapping(z)
+        centre = modes[torch.cdist(w, modes).argmin(1)]
+        for psi in ("0.5", "0"):  # c + psi (w - c), by hand
+            want = (g.synthesis(centre.lerp(w, float(psi))[:, None].expand(-1, g.num_ws, -1)).clamp(-1, 1) + 1) / 2
+            np.testing.assert_allclose(sample_array(run, tmp_path, "--psi", psi, "--psi-modes", "4"), want.numpy(),
+                                       atol=1e-5)
+    # psi 0 gives one image per mode in use, not the single average image of plain truncation
+    distinct = np.unique(sample_array(run, tmp_path, "--psi", "0", "--psi-modes", "4").round(4), axis=0)
+    assert len(distinct) == len(torch.unique(centre, dim=0)) > 1
+    # one mode is the mean of 10,000 w: plain truncation towards (nearly) the same point as w_avg
+    one = trained.truncation_modes(1)
+    with torch.no_grad():
+        z10k = trained.sampler.sample(10_000, trained.space, device="cpu", generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(one[0], g.mapping(z10k).mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(sample_array(run, tmp_path, "--psi", "1", "--psi-modes", "4"),
+                                  sample_array(run, tmp_path))  # psi 1: no truncation, whatever the modes
+
+
 def test_sample_mix_takes_the_second_seeds_styles_at_the_layers(runs, tmp_path: Path) -> None:
     run = runs["stylegan"]
     a, b = sample_array(run, tmp_path, seed=3), sample_array(run, tmp_path, seed=11)
@@ -358,4 +384,10 @@ def test_sample_psi_and_mix_refuse_what_they_cannot_do(runs, tmp_path: Path, cap
     assert "--mix-layers: '5:2' is not a non-empty range" in err
     err = error_of(["sample", str(runs["stylegan"]), "--mix", "1", "--mix-layers", "eyes", "--out", out], capsys)
     assert "--mix-layers: must be one of ['all', 'coarse', 'fine', 'middle'] or 'start:stop'" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--psi-modes", "10", "--out", out], capsys)
+    assert "--psi-modes 10: takes effect with --psi" in err
+    err = error_of(["sample", str(runs["stylegan"]), "--psi", "0.5", "--psi-modes", "0", "--out", out], capsys)
+    assert "--psi-modes: expected a number of modes in [1, 10000], got 0" in err
+    err = error_of(["sample", str(runs["dcgan"]), "--psi", "0.5", "--psi-modes", "3", "--out", out], capsys)
+    assert "--psi: generator 'dcgan' has no W space with a tracked average" in err
     assert not (tmp_path / "x.png").exists()

@@ -9,7 +9,6 @@ import torch
 from ganforge import ConfigError, DataSpec, LatentSpace, get_plugin_manager
 from ganforge_plugins.latent.interpolation import InterpolateSampler, InterpolateSamplerConfig, interpolate, lerp, slerp
 from ganforge_plugins.latent.style import (
-    kmeans,
     mix_range,
     resolve_layers,
     sample_truncated,
@@ -131,18 +130,6 @@ def test_truncation_refuses_bad_psi_and_generators_without_mapping() -> None:
 def three_blobs(n: int = 900) -> tuple[torch.Tensor, torch.Tensor]:
     truth = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 8.0]])
     return truth[torch.arange(n) % 3] + 0.3 * torch.randn(n, 2, generator=rng(1)), truth
-
-
-def test_kmeans_finds_planted_modes_and_refuses_bad_k() -> None:
-    x, truth = three_blobs()
-    found = kmeans(x, 3, generator_rng=rng(0))
-    matched = torch.cdist(truth, found).min(1).values
-    assert float(matched.max()) < 0.1, found  # each true mode has a centre within 0.1
-    torch.testing.assert_close(kmeans(x, 3, generator_rng=rng(0)), found)  # seeded: the same centres
-    torch.testing.assert_close(kmeans(x, 1, generator_rng=rng(5)), x.mean(0, keepdim=True))
-    for k in (0, 901):
-        with pytest.raises(ConfigError, match=rf"modes: expected 1 <= k <= 900 .*got {k}"):
-            kmeans(x, k, generator_rng=rng(0))
 
 
 def test_multimodal_truncation_pulls_each_w_to_its_own_mode() -> None:

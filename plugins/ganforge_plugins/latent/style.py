@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from ganforge import ConfigError, layer_range
+from ganforge import ConfigError, kmeans, layer_range, nearest_mode
 from torch import Tensor
 
 from ganforge_plugins.latent.spaces import check_space, unwrap, z_to
@@ -30,6 +30,14 @@ def resolve_layers(generator: Any, layers: str, *, field: str = "layers") -> ran
     """The W+ indices a range name (``coarse``, ``middle``, ``fine``, ``all``) or ``"start:stop"`` stands for."""
     check_space(generator, "w+", field=field)
     return layer_range(unwrap(generator), layers, field=field)
+
+
+def layer_mask(generator: Any, layers: str, *, field: str = "layers") -> Tensor:
+    """``[num_ws]`` booleans, true on the W+ styles ``layers`` names (an edit confined to a style range)."""
+    r = resolve_layers(generator, layers, field=field)
+    mask = torch.zeros(unwrap(generator).num_ws, dtype=torch.bool)  # type: ignore[arg-type]
+    mask[r.start:r.stop] = True
+    return mask
 
 
 def truncate(w: Tensor, w_avg: Tensor, psi: float) -> Tensor:
@@ -56,24 +64,6 @@ def sample_truncated(generator: Any, n: int, psi: float, *, generator_rng: torch
 sample_truncated.__doc__ = (sample_truncated.__doc__ or "").format(lo=PSI_RANGE[0], hi=PSI_RANGE[1])
 
 
-def kmeans(x: Tensor, k: int, *, generator_rng: torch.Generator, iterations: int = 50) -> Tensor:
-    """``[k, D]`` centres of ``x`` ``[N, D]`` by Lloyd's algorithm from ``k`` distinct random points (a centre
-    left without points keeps its place); deterministic for a seeded ``generator_rng``."""
-    if not 1 <= k <= len(x):
-        raise ConfigError(f"modes: expected 1 <= k <= {len(x)} (the samples clustered), got {k}")
-    pick = torch.randperm(len(x), generator=generator_rng, device=generator_rng.device)[:k].to(x.device)
-    centres = x[pick].clone()
-    for _ in range(iterations):
-        nearest = torch.cdist(x, centres).argmin(1)
-        counts = torch.bincount(nearest, minlength=k).to(x.dtype)
-        sums = torch.zeros_like(centres).index_add_(0, nearest, x)
-        moved = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
-        if torch.equal(moved, centres):
-            break
-        centres = moved
-    return centres
-
-
 @torch.no_grad()
 def truncation_modes(generator: Any, k: int, *, num_samples: int = 10_000, generator_rng: torch.Generator,
                      device: torch.device | str = "cpu") -> Tensor:
@@ -90,8 +80,7 @@ def truncate_to_modes(w: Tensor, modes: Tensor, psi: float) -> Tensor:
     """Each ``w`` (``[N, w_dim]`` or W+ ``[N, num_ws, w_dim]``, by its first style) truncated towards the
     nearest of ``modes`` ``[k, w_dim]``: ``c + psi (w - c)``."""
     check_psi(psi)
-    first = w if w.ndim == 2 else w[:, 0]
-    centre = modes.to(w)[torch.cdist(first.float(), modes.float()).argmin(1)]
+    centre = nearest_mode(w, modes)
     return (centre if w.ndim == 2 else centre[:, None]).lerp(w, psi)
 
 
