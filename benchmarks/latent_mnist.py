@@ -8,7 +8,10 @@ a DCGAN where none is there), with the registered scorers: ``ink`` (stroke thick
    conditioned on slant over the unconditioned one (target <= 0.5). The same monotonicity and digit
    measures along the ink direction conditioned on the digit are reported beside them: the ten digit
    probabilities' directions projected out (section 2.3), with the SVM's extremes balanced over the
-   digits (``balance_by``, ink ranked within each digit; the pass/fail) and without (projection only).
+   digits (``balance_by``, ink ranked within each digit) and without (projection only); and, for a W+
+   generator, the balanced direction applied to the styles after the coarse range only (``layers``; the
+   coarse styles set the digit's shape): the pass/fail where it exists, else the balanced edit in W.
+   Each reports the mean ink change from ``alpha = -1.5`` to ``1.5`` beside it, the edit's strength.
 2. GANSpace: explained variance of PC1 > PC10 (the last of 10, or of ``w_dim``); mean pixel L2 change
    of an edit of ``3 sigma_1`` along PC1 over a random direction of the same norm (target > 1); for W+
    generators, the coarse range against the finest non-empty one (``middle`` at 32x32: StyleGAN's
@@ -128,11 +131,22 @@ def _render(g: Any, latents: torch.Tensor, space: str, batch: int) -> torch.Tens
     return render_batched(g, latents, space, batch)
 
 
+def _above_coarse(g: Any) -> str | None:
+    """``"start:"``, the W+ styles after the coarse range, when the generator has both (else None)."""
+    from ganforge_plugins.latent.spaces import space_names, unwrap
+
+    if "w+" not in space_names(g):
+        return None
+    module = unwrap(g)
+    coarse = dict(getattr(module, "layer_ranges", {})).get("coarse", range(0))
+    return f"{coarse.stop}:" if 0 < coarse.stop < module.num_ws else None
+
+
 def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, device: torch.device,
                          out: Path | None, t: dict[str, float] = TARGETS) -> dict[str, Any]:
     from ganforge import save_samples
     from ganforge_plugins.latent.interfacegan import InterFaceGAN, InterFaceGANConfig
-    from ganforge_plugins.latent.spaces import sample_latents
+    from ganforge_plugins.latent.spaces import lift, sample_latents
 
     cfg = InterFaceGANConfig(space=space, attribute="ink", num_samples=s["samples"], num_keep=s["keep"],
                              batch_size=s["batch"])
@@ -149,6 +163,12 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
     digit_editors: dict[str, Any] = {
         "projection": InterFaceGAN(attrs.evolve(cfg, condition=digits)),
         "balanced": InterFaceGAN(attrs.evolve(cfg, condition=digits, balance_by="mnist-digit"))}
+    # and, in W+, the same direction on the styles below the coarse range only: the coarse styles
+    # (4x4-8x8) set a digit's shape, the finer ones its strokes (GANSpace's E(v_i, j-k), style mixing)
+    above_coarse = _above_coarse(g) if space == "w" else None
+    if above_coarse is not None:
+        digit_editors["styles"] = InterFaceGAN(attrs.evolve(cfg, space="w+", layers=above_coarse, condition=digits,
+                                                            balance_by="mnist-digit"))
     for key, editor in digit_editors.items():
         try:
             editor.fit(g, device=device, generator_rng=torch.Generator(device).manual_seed(0))
@@ -157,10 +177,12 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
     latents = sample_latents(g, s["seeds"], space, generator_rng=torch.Generator(device).manual_seed(1), device=device)
     alphas = torch.linspace(-3, 3, 13)
     near = alphas.abs() <= 1.5
+    at_lo, at_hi = (int(torch.isclose(alphas, torch.tensor(a)).nonzero()) for a in (-1.5, 1.5))
 
     def sweep(editor: Any) -> tuple[list[float], torch.Tensor, torch.Tensor]:
         """Spearman rho of ink against alpha per seed, digit kept per seed, ink per seed and alpha."""
-        per_alpha = [scores(_render(g, editor.edit(latents, float(a)), space, s["batch"])) for a in alphas]
+        start = lift(g, latents, space, editor.space)  # the same samples in the editor's space
+        per_alpha = [scores(_render(g, editor.edit(start, float(a)), editor.space, s["batch"])) for a in alphas]
         ink = torch.stack([p["ink"] for p in per_alpha], 1)  # [seeds, A]
         digits = torch.stack([p["digit"] for p in per_alpha], 1)
         kept = (digits[:, near] == digits[:, 6:7]).all(1).float()
@@ -175,8 +197,12 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
         rhos_d, kept_d, ink_d = sweep(editor)
         conditioned[key] = {"mean_spearman_rho": sum(rhos_d) / len(rhos_d),
                             "digit_kept_abs_alpha_le_1.5": float(kept_d.mean()),
-                            "mean_ink_per_alpha": ink_d.mean(0).tolist()}
-    digit_conditioned = conditioned["balanced"]
+                            "ink_change_alpha_-1.5_to_1.5": float((ink_d[:, at_hi] - ink_d[:, at_lo]).mean()),
+                            "mean_ink_per_alpha": ink_d.mean(0).tolist(), "space": editor.space,
+                            "layers": editor.config.layers}
+    # the pass/fail: the style-range edit where the generator has one, else the balanced edit in W
+    judged = "styles" if "styles" in conditioned else "balanced"
+    digit_conditioned = {**conditioned[judged], "method": judged}
     slant_change = {}
     for name, editor in (("unconditioned", plain), ("conditioned_on_slant", cond)):
         lo = scores(_render(g, editor.edit(latents, -3.0), space, s["batch"]))
@@ -193,10 +219,19 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
             grid = torch.stack([_render(g, plain.edit(latents[:rows], float(a)), space, s["batch"])
                                 for a in alphas], 1)
         save_samples(grid.flatten(0, 1), out / "latent-interfacegan-ink.png", nrow=len(alphas))
+        editor = digit_editors[judged]
+        if not isinstance(editor, str):  # the pass/fail edit, on the same samples
+            start = lift(g, latents[:rows], space, editor.space)
+            with torch.no_grad():
+                grid = torch.stack([_render(g, editor.edit(start, float(a)), editor.space, s["batch"])
+                                    for a in alphas], 1)
+            save_samples(grid.flatten(0, 1), out / "latent-interfacegan-ink-conditioned.png", nrow=len(alphas))
     rho = sum(rhos) / len(rhos)
     return {"space": space, "alphas": alphas.tolist(), "mean_spearman_rho": rho,
             "digit_kept_abs_alpha_le_1.5": float(kept.mean()), "mean_ink_per_alpha": ink.mean(0).tolist(),
+            "ink_change_alpha_-1.5_to_1.5": float((ink[:, at_hi] - ink[:, at_lo]).mean()),
             "conditioned_on_the_digit": digit_conditioned,
+            "conditioned_on_the_digit_every_style": conditioned["balanced"],
             "conditioned_on_the_digit_by_projection_only": conditioned["projection"],
             "slant_change_alpha_-3_to_3": slant_change, "condition_slant_ratio": ratio,
             "condition_slant_ratio_signed_mean": signed,
@@ -546,15 +581,21 @@ def markdown(result: dict[str, Any], command: str) -> str:
     ig, gs, tr, inv = (result.get(k, {}) for k in ("interfacegan", "ganspace", "truncation", "inversion"))
     lines.append("")
     if ig:
+        nan = float("nan")
+
+        def edit(d: dict[str, Any]) -> str:
+            return (f"rho {d.get('mean_spearman_rho', nan):.3f}, digit kept "
+                    f"{d.get('digit_kept_abs_alpha_le_1.5', nan):.1%}, ink "
+                    f"{d.get('ink_change_alpha_-1.5_to_1.5', nan):+.3f} from alpha -1.5 to 1.5")
+
         cond = ig.get("conditioned_on_the_digit", {})
+        every = ig.get("conditioned_on_the_digit_every_style", {})
         proj = ig.get("conditioned_on_the_digit_by_projection_only", {})
-        lines.append(f"- InterFaceGAN on ink: mean Spearman rho {ig['mean_spearman_rho']:.3f}, digit kept for "
-                     f"|alpha| <= 1.5 in {ig['digit_kept_abs_alpha_le_1.5']:.1%} of seeds; conditioned on the digit "
-                     f"(digit directions projected out, extremes balanced over the digits): rho "
-                     f"{cond.get('mean_spearman_rho', float('nan')):.3f}, digit kept "
-                     f"{cond.get('digit_kept_abs_alpha_le_1.5', float('nan')):.1%}; by the projection alone: rho "
-                     f"{proj.get('mean_spearman_rho', float('nan')):.3f}, digit kept "
-                     f"{proj.get('digit_kept_abs_alpha_le_1.5', float('nan')):.1%}.")
+        lines.append(f"- InterFaceGAN on ink in {ig['space']!r}: {edit(ig)}. Conditioned on the digit (the ten digit "
+                     f"directions projected out, the extremes balanced over the digits): {edit(every)}"
+                     + (f"; on the styles {cond['layers']} of W+ only (the pass/fail): {edit(cond)}"
+                        if cond.get("method") == "styles" else "")
+                     + f". By the projection alone: {edit(proj)}.")
     if gs:
         comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f})"
                           for c in gs.get("first_three_components", []))

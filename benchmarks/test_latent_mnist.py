@@ -31,7 +31,9 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        (tmp_path / "stylegan.toml").write_text(STYLEGAN)
+        # a W of 16 dimensions: room for the ink direction beside the ten digit directions projected out
+        assert "w_dim = 8\n" in STYLEGAN
+        (tmp_path / "stylegan.toml").write_text(STYLEGAN.replace("w_dim = 8\n", "w_dim = 16\n"))
         sets = [a for item in TINY if not item.startswith(("generator.", "discriminator.")) for a in ("--set", item)]
         assert ganforge(["train", str(tmp_path / "stylegan.toml"), "--out", str(tmp_path / "run"), *sets]) == 0
         out = tmp_path / "results"
@@ -45,10 +47,18 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     ig = result["interfacegan"]
     assert -1.0 <= ig["mean_spearman_rho"] <= 1.0 and len(ig["mean_ink_per_alpha"]) == 13
     assert 0.0 <= ig["digit_kept_abs_alpha_le_1.5"] <= 1.0 and math.isfinite(ig["condition_slant_ratio"])
-    for key in ("conditioned_on_the_digit", "conditioned_on_the_digit_by_projection_only"):
-        cond = ig[key]  # ten digit directions may span a tiny W: then the error says so
-        assert "error" in cond or (0.0 <= cond["digit_kept_abs_alpha_le_1.5"] <= 1.0
-                                   and len(cond["mean_ink_per_alpha"]) == 13), cond
+    for key in ("conditioned_on_the_digit", "conditioned_on_the_digit_every_style",
+                "conditioned_on_the_digit_by_projection_only"):
+        cond = ig[key]
+        assert 0.0 <= cond["digit_kept_abs_alpha_le_1.5"] <= 1.0 and len(cond["mean_ink_per_alpha"]) == 13, cond
+    # the pass/fail edit of a W+ generator: the balanced direction on the styles after the coarse ones
+    judged = ig["conditioned_on_the_digit"]
+    assert judged["method"] == "styles" and judged["space"] == "w+" and judged["layers"] == "4:", judged
+    every = ig["conditioned_on_the_digit_every_style"]
+    assert every["space"] == "w" and every["layers"] == "all"
+    assert judged["mean_ink_per_alpha"] != every["mean_ink_per_alpha"]  # another edit, other images
+    ink = ig["mean_ink_per_alpha"]
+    assert ig["ink_change_alpha_-1.5_to_1.5"] == pytest.approx(ink[9] - ink[3], abs=1e-6)
     gs = result["ganspace"]
     assert gs["explained_variance_ratio"][0] >= gs["explained_variance_ratio"][-1]
     assert set(gs["layer_ranges_pc1_alpha_3"]) == {"coarse", "middle"}  # a 16x16 StyleGAN has no fine layers
@@ -77,6 +87,6 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert "| truncation | diversity_falls |" in summary and "Command: `python benchmarks/latent_mnist.py" in summary
     for section in ("interfacegan", "ganspace", "truncation", "latent_transformer", "inversion"):
         assert all(isinstance(v, bool) for v in result[section]["pass"].values())
-    for picture in ("interfacegan-ink", "ganspace-pc1-layer-ranges", "truncation", "truncation-multimodal",
-                    "transformer-ink", "inversion-real"):
+    for picture in ("interfacegan-ink", "interfacegan-ink-conditioned", "ganspace-pc1-layer-ranges", "truncation",
+                    "truncation-multimodal", "transformer-ink", "inversion-real"):
         assert (out / f"latent-{picture}.png").is_file()

@@ -129,6 +129,22 @@ def test_edit_balance_by_fits_the_attribute_within_each_class_of_a_classifier(ru
     assert "balance_by: 'slant' scores one attribute" in err
 
 
+def test_edit_layers_confines_the_interfacegan_direction_to_a_style_range(runs, tmp_path: Path, capsys) -> None:
+    """The README's line: the ink direction on the middle styles of W+ only, the coarse ones untouched."""
+    saved = tmp_path / "middle.safetensors"
+    argv = ["edit", str(runs["stylegan"]), "--editor", "interfacegan", "--attribute", "ink", "--alphas", "-1,0,1",
+            "-n", "2", "--param", "num_samples=200", "--param", "num_keep=40", "--out", str(tmp_path / "m.png")]
+    assert main([*argv, "--space", "w+", "--param", "layers=middle", "--save-direction", str(saved)]) == 0
+    import safetensors.torch
+
+    direction = safetensors.torch.load_file(str(saved))["direction"]  # [num_ws, w_dim]
+    assert json.loads((tmp_path / "middle.safetensors.json").read_text())["layers"] == "middle"
+    assert bool((direction[:4] == 0).all()) and bool((direction[4:].norm(dim=1) > 0.99).all())
+    err = error_of([*argv, "--space", "w", "--param", "layers=middle"], capsys)
+    assert ("layers: must be 'all' with space = 'w': a style range ('middle') confines the edit to W+ and needs "
+            "space = 'w+'") in err
+
+
 def test_invert_methods_and_files(runs, tmp_path: Path, capsys) -> None:
     targets = tmp_path / "targets.npy"
     assert main(["sample", str(runs["dcgan"]), "-n", "4", "--seed", "3", "--out", str(targets)]) == 0

@@ -184,7 +184,34 @@ def test_project_out_removes_a_span() -> None:
         project_out(d, [d])
 
 
+def test_interfacegan_layer_range_moves_only_those_styles_by_alpha_each() -> None:
+    toy = LinearStyleToy(scales=[3.0, 2.0] + [1.0] * 10)
+    cfg = InterFaceGANConfig(space="w+", attribute="brightness", num_samples=2000, num_keep=200)
+    whole, middle = InterFaceGAN(cfg), InterFaceGAN(attrs.evolve(cfg, layers="middle"))
+    for editor in (whole, middle):
+        editor.fit(toy, device=CPU, generator_rng=rng(0))
+    torch.testing.assert_close(middle.direction[2], whole.direction[2])  # the same W normal, on style 2 only
+    ws = sample_latents(toy, 5, "w+", generator_rng=rng(1))
+    delta = (middle.edit(ws, 1.5) - ws).norm(dim=2)  # [N, num_ws]
+    torch.testing.assert_close(delta[:, 2], torch.full((5,), 1.5))
+    assert bool((delta[:, [0, 1, 3]] == 0).all())
+    # the toy renders the mean of its styles: one style of four moves the brightness a quarter as far
+    scorer = MANAGER.get("scorer", "brightness").factory(MANAGER.get("scorer", "brightness").config())
+
+    def rise(editor: InterFaceGAN) -> torch.Tensor:
+        return scorer.score(render(toy, editor.edit(ws, 2.0), "w+"))[:, 0] - scorer.score(render(toy, ws, "w+"))[:, 0]
+
+    torch.testing.assert_close(rise(middle), rise(whole) / 4, rtol=1e-4, atol=1e-6)
+    assert bool((rise(middle) > 0).all())
+
+
 def test_interfacegan_bad_inputs() -> None:
+    with pytest.raises(ValueError, match=r"'layers' must be 'all' with space = 'w': a style range \('middle'\) "
+                                         r"confines the edit to W\+ and needs space = 'w\+'"):
+        InterFaceGANConfig(space="w", layers="middle")
+    with pytest.raises(ConfigError, match=r"layers: must be one of .* got 'midle'"):
+        InterFaceGAN(InterFaceGANConfig(space="w+", layers="midle")).fit(LinearStyleToy(), device=CPU,
+                                                                         generator_rng=rng())
     with pytest.raises(ValueError, match=r"'num_keep' must be at most num_samples / 2 = 5 \(got 6\)"):
         InterFaceGANConfig(num_samples=10, num_keep=6)
     with pytest.raises(ValueError, match="'space'"):

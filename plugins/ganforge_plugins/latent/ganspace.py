@@ -71,7 +71,7 @@ class GANSpace:
         self.shape: tuple[int, ...] | None = None
 
     def _setup(self, generator: Any) -> None:
-        from ganforge_plugins.latent.style import resolve_layers
+        from ganforge_plugins.latent.style import layer_mask
 
         check_space(generator, self.config.pca_space, field="pca_space")
         if self.space == "w+":
@@ -79,10 +79,7 @@ class GANSpace:
             if self.config.pca_space != "w":
                 raise ConfigError(f"layers: a layer range ({self.config.layers!r}) edits W+ and needs pca_space = 'w', "
                                   f"got {self.config.pca_space!r}")
-            layers = resolve_layers(generator, self.config.layers)
-            num_ws = latent_shape(generator, "w+")[0]
-            self.layer_mask = torch.zeros(num_ws, dtype=torch.bool)
-            self.layer_mask[layers.start:layers.stop] = True
+            self.layer_mask = layer_mask(generator, self.config.layers)
         self.shape = latent_shape(generator, self.space)
 
     def fit(self, generator: Any, *, device: torch.device, generator_rng: torch.Generator) -> None:

@@ -19,7 +19,11 @@ for the correlated attributes of section 2.3 (not in the paper); it composes wit
 
 The paper samples 500K latents and keeps 10K each side (2%); the defaults here, 4000 and 400 (10%),
 suit small generators on a CPU. ``space`` is ``z`` (every generator), ``w`` or ``w+`` (W+ directions
-are fitted on ``w`` repeated over the layers, i.e. on W, and broadcast).
+are fitted on ``w`` repeated over the layers, i.e. on W, and broadcast). In W+, ``layers`` confines the
+edit to a style range (``coarse``, ``middle``, ``fine`` or ``"start:stop"``), as GANSpace's ``E(v_i, j-k)``
+and StyleGAN's style mixing do: an attribute the middle styles carry (stroke thickness) then changes
+while the coarse styles, which set the digit's shape, stay as they were. ``alpha`` is the distance moved
+by each edited style.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class InterFaceGANConfig:
     attribute: str = "ink"  # "scorer" or "scorer:attribute": the attribute the direction changes
     condition: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # attributes kept fixed (section 2.3)
     balance_by: str = ""  # a classifier scorer ("mnist-digit"): rank the attribute within its argmax class
+    layers: str = "all"  # W+ only: the style range edited ("coarse", "middle", "fine", "start:stop")
     num_samples: int = attrs.field(default=4000, validator=v.ge(4))  # paper: 500K
     num_keep: int = attrs.field(default=400, validator=v.ge(1))  # n highest and n lowest; paper: 10K
     svm_c: float = attrs.field(default=1.0, validator=v.gt(0.0))  # LinearSVC's C
@@ -58,6 +63,9 @@ class InterFaceGANConfig:
     direction: str = ""  # a saved direction file to load instead of fitting
 
     def __attrs_post_init__(self) -> None:
+        if self.layers != "all" and self.space != "w+":
+            raise ValueError(f"'layers' must be 'all' with space = {self.space!r}: a style range ({self.layers!r}) "
+                             "confines the edit to W+ and needs space = 'w+'")
         if 2 * self.num_keep > self.num_samples:
             raise ValueError(f"'num_keep' must be at most num_samples / 2 = {self.num_samples // 2} "
                              f"(got {self.num_keep})")
@@ -128,6 +136,7 @@ class InterFaceGAN:
         self.unconditioned: Tensor | None = None
         self.conditions: dict[str, Tensor] = {}
         self.shape: tuple[int, ...] | None = None
+        self.layer_mask: Tensor | None = None  # [num_ws] for an edit confined to a style range
 
     def _scorer(self, name: str, field: str) -> AttributeScorer:
         if name not in self.scorers:
@@ -138,6 +147,10 @@ class InterFaceGAN:
         cfg = self.config
         check_space(generator, cfg.space)
         self.shape = latent_shape(generator, cfg.space)
+        if cfg.layers != "all":
+            from ganforge_plugins.latent.style import layer_mask
+
+            self.layer_mask = layer_mask(generator, cfg.layers)
         if cfg.direction:
             self.load(cfg.direction, generator)
             return
@@ -174,7 +187,8 @@ class InterFaceGAN:
     def _broadcast(self, direction: Tensor) -> Tensor:
         assert self.shape is not None
         if self.space == "w+":
-            return direction.reshape(1, -1).expand(self.shape[0], -1).clone()
+            ws = direction.reshape(1, -1).expand(self.shape[0], -1).clone()
+            return ws if self.layer_mask is None else ws * self.layer_mask[:, None].to(ws)
         return direction.reshape(self.shape)
 
     def edit(self, latents: Tensor, alpha: Tensor | float) -> Tensor:
@@ -187,7 +201,7 @@ class InterFaceGAN:
             raise ConfigError("interfacegan: nothing to save; call fit() first")
         return save_direction(path, self.direction, generator=generator, space=self.space, editor="interfacegan",
                               meta={"attribute": self.config.attribute, "condition": list(self.config.condition),
-                                    "balance_by": self.config.balance_by})
+                                    "balance_by": self.config.balance_by, "layers": self.config.layers})
 
     def load(self, path: str | Path, generator: Any) -> None:
         tensors, _ = load_direction(path, generator=generator, space=self.space)
