@@ -163,7 +163,7 @@ def measure_interfacegan(g: Any, space: str, s: dict[str, int], scores: Scores, 
     digit_editors: dict[str, Any] = {
         "projection": InterFaceGAN(attrs.evolve(cfg, condition=digits)),
         "balanced": InterFaceGAN(attrs.evolve(cfg, condition=digits, balance_by="mnist-digit"))}
-    # and, in W+, the same direction on the styles below the coarse range only: the coarse styles
+    # and, in W+, the same direction on the styles after the coarse range only: the coarse styles
     # (4x4-8x8) set a digit's shape, the finer ones its strokes (GANSpace's E(v_i, j-k), style mixing)
     above_coarse = _above_coarse(g) if space == "w" else None
     if above_coarse is not None:
