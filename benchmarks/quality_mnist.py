@@ -449,23 +449,38 @@ def fid_kid(run: Path, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    c = report["classifier"]
+    def ceiling(c: dict[str, Any]) -> str:
+        return f"test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits confident"
+
+    judges = {name: m.get("classifier", report["classifier"]) for name, m in report["models"].items()}
+    one_judge = len({ceiling(c) for c in judges.values()}) <= 1
+    one_machine = len({m.get("machine", report["device"]) for m in report["models"].values()}) <= 1
+    c = next(iter(judges.values()), report["classifier"])
+    judged_by = (f"Judge: an MNIST CNN trained by the script ({ceiling(c)} at p >= {report['threshold']})."
+                 if one_judge else "Judge: an MNIST CNN trained by the script from one recipe, retrained on a machine "
+                 "that had none cached (its rounding differs); the judge column gives each model's test accuracy and "
+                 f"share of real test digits confident at p >= {report['threshold']}.")
     lines = [f"# Sample quality on MNIST 32x32, {report['scale']} scale", "",
-             f"{report['device']}, torch {report['torch']}, {report['date']}. Judge: an MNIST CNN trained by the "
-             f"script (test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits "
-             f"confident at p >= {report['threshold']}). Targets: confident >= {TARGETS['confident']}, every class "
-             f">= {TARGETS['min_class_fraction']}, conditional accuracy >= {TARGETS['conditional_accuracy']}.", "",
+             f"{report['device'] + (' (the last run)' if not one_machine else '')}, torch {report['torch']}, "
+             f"{report['date']}. {judged_by} Targets: confident >= "
+             f"{TARGETS['confident']}, every class >= {TARGETS['min_class_fraction']}, conditional accuracy >= "
+             f"{TARGETS['conditional_accuracy']}.", "",
              "| model | run (UTC) | steps | wall s | CPU s | images/s | confident | min class | conditional | FID "
-             "| KID | passed | grid |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| KID | passed |" + ("" if one_judge else " judge (test acc. / real confident) |")
+             + ("" if one_machine else " machine |") + " grid |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("" if one_judge else "---|")
+             + ("" if one_machine else "---|") + "---|"]
     for name, m in report["models"].items():
         q = m.get("fid_kid", {})
         when = m.get("date", report["date"])[:16].replace("T", " ")
         conditional = f"{m['conditional_accuracy']:.3f}" if "conditional_accuracy" in m else "-"
+        judge_cell = "" if one_judge else (f" {judges[name]['test_accuracy']:.4f} / "
+                                           f"{judges[name]['real_test_confident']:.3f} |")
+        judge_cell += "" if one_machine else f" {m.get('machine', report['device'])} |"
         lines.append(f"| {name} | {when} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
                      f"{m.get('images_per_second', '')} | {m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
                      f"{conditional} | {q.get('fid', float('nan')):.2f} | "
-                     f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} | ![{name}]({m['grid']}) |")
+                     f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} |{judge_cell} ![{name}]({m['grid']}) |")
     floor = next((m["fid_kid"]["real_train_digits"] for m in report["models"].values() if "fid_kid" in m), None)
     if floor:
         lines += ["", f"Real training digits against the same test reference: FID {floor['fid']:.2f}, "
@@ -544,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
         # a run of some models keeps the others' committed results (each entry has its own date and command)
         old = json.loads(previous.read_text())
         if old.get("scale") == args.scale and old.get("quick") == args.quick:
-            report["models"] = {k: {"date": old["date"], "command": old["command"], **v}
+            # with the judge that scored them: a judge retrained on another machine rounds differently
+            report["models"] = {k: {"date": old["date"], "command": old["command"], "machine": old["device"],
+                                    "classifier": old["classifier"], **v}
                                 for k, v in old["models"].items() if k not in args.models}
     with contextlib.ExitStack() as stack:
         if args.keep:
@@ -564,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
             if cpu_scale:
                 info["curve"] = curve(run, classifier, args.samples, seed=1)
                 info["fid_kid"] = fid_kid(run, args, Path(tmp) / "cache")
-            info.update(date=datetime.datetime.now(datetime.UTC).isoformat(), command=command)
+            info.update(date=datetime.datetime.now(datetime.UTC).isoformat(), command=command,
+                        classifier=classifier_info)
             report["models"][name] = info
             verdict = "PASS" if info["passed"] else "FAIL"
             print(f"[{name}] {verdict}: confident {info['confident']:.3f}, min class {info['min_class_fraction']:.3f}"

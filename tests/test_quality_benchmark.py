@@ -75,6 +75,10 @@ def test_the_cpu_scale_runs_end_to_end_in_its_quick_mode(tmp_path, mnist_root, m
     assert list(report["models"]) == ["cdcgan", "stylegan"]
     assert report["models"]["stylegan"]["date"] == first["models"]["stylegan"]["date"]
     assert report["models"]["cdcgan"]["date"] > first["models"]["cdcgan"]["date"]
+    # each entry names the judge that scored it, the kept one too
+    assert report["models"]["stylegan"]["classifier"] == first["classifier"]
+    assert report["models"]["cdcgan"]["classifier"] == report["classifier"]
+    assert report["models"]["stylegan"]["machine"] == first["device"]
     # a run stopped by a user's signal (not the budget) exits 128 + 15 and leaves the results as they were
     import signal
 
@@ -129,3 +133,19 @@ def test_fit_within_tells_the_budget_from_a_users_signal(tmp_path, capsys) -> No
     assert stop.value.code == 143
     assert f"[m] stopped by SIGTERM at step 0, not by the time budget: no results written (the last checkpoint " \
            f"is in {tmp_path}/checkpoints)" in capsys.readouterr().err
+
+
+def test_the_summary_gives_each_models_judge_when_the_judges_differ() -> None:
+    judge = {"test_accuracy": 0.9931, "real_test_confident": 0.9681}
+    model = {"steps": 10, "train_seconds": 1.0, "confident": 0.9, "min_class_fraction": 0.08, "passed": True,
+             "grid": "g.png", "classifier": judge}
+    report = {"scale": "cpu", "device": "cpu", "torch": "2", "date": "2026-12-03T00:00", "threshold": 0.9,
+              "command": "c", "classifier": judge, "models": {"cdcgan": model, "pggan": dict(model)}}
+    one = q.markdown(report)
+    assert "test accuracy 0.9931; 96.8% of real test digits confident" in one and "judge (test acc." not in one
+    report["models"]["pggan"] = {**model, "classifier": {"test_accuracy": 0.9923, "real_test_confident": 0.9672}}
+    two = q.markdown(report)
+    assert "judge (test acc. / real confident)" in two
+    assert "| True | 0.9931 / 0.968 |" in two and "| True | 0.9923 / 0.967 |" in two and "machine |" not in two
+    report["models"]["pggan"]["machine"] = "another cpu"
+    assert "| True | 0.9923 / 0.967 | another cpu |" in q.markdown(report)
