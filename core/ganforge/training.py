@@ -75,11 +75,11 @@ class Trainer:
             self.specs = dict(plan.specs)
             roles = self.procedure.networks(ConfigNetworkBuilder(config, manager, self.device), self.specs)
             self.roles: dict[str, Network] = dict(roles)
-            memory_format = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[
-                t.memory_format]
             for role in self.roles.values():
-                # before the optimisers and averages are built, so that their state takes the same layout
-                role.module.to(self.device).to(memory_format=memory_format)
+                role.module.to(self.device)
+                if t.memory_format == "channels_last":
+                    # before the optimisers and averages are built, so that their state takes the same layout
+                    role.module.to(memory_format=torch.channels_last)
             self._check_batch_multiple()
             penalties, constraints = self._regularizers(any("labels" in s for s in plan.streams.values()))
             self.callbacks: list[Callback] = [
