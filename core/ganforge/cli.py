@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .checkpoint import load_checkpoint, recover
 from .config import RunConfig, load_config, load_settings, structure, to_toml
-from .distributed import DistributedContext
+from .distributed import DistributedContext, joined_for_the_command
 from .errors import CheckpointError, ConfigError, GanforgeError, OutputError
 from .inference import load_generator
 from .manager import PluginLoadWarning, PluginManager, get_plugin_manager, set_plugin_manager
@@ -135,6 +135,11 @@ RESUMABLE = ("train.steps", "train.device", "output.", "optim.g.decay_start", "o
 
 
 def cmd_train(args: argparse.Namespace, manager: PluginManager) -> int:
+    with joined_for_the_command():
+        return _train(args, manager)
+
+
+def _train(args: argparse.Namespace, manager: PluginManager) -> int:
     # torchrun restarts a failed or preempted job with the same command line: continue that run
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     if restarted and args.out and not args.resume and (Path(args.out) / "checkpoints" / "latest").is_file():

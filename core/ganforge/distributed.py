@@ -12,7 +12,9 @@ therefore need no rescaling. Rank 0 alone writes samples, logs and checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import attrs
 import torch
@@ -87,3 +89,16 @@ class DistributedContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+
+@contextlib.contextmanager
+def joined_for_the_command() -> Iterator[None]:
+    """Leave, when the block ends normally, a process group that it joined: gloo's worker threads still
+    alive at interpreter exit can abort a rank that has finished (SIGABRT, "terminate called without an
+    active exception"), which torchrun reports as a failed job. A group joined before the block is the
+    caller's and stays; after an error the group is left as it is, since leaving is a collective for
+    NCCL and the other ranks may never reach it (torchrun ends them)."""
+    joined_before = dist.is_available() and dist.is_initialized()
+    yield
+    if not joined_before and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
