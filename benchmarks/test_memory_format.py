@@ -28,6 +28,11 @@ import torch
 from ganforge import Trainer, load_config
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.quality_mnist import cpu_model  # noqa: E402
+
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 CPU = REPO / "configs" / "cpu"
 COMMON = [f"data.root={json.dumps(str(MNIST))}", "data.limit=2048", "train.device=\"cpu\"", "output.progress=false"]
@@ -100,21 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{recipe}: contiguous {r['contiguous_ms']:.1f} ms, channels_last {r['channels_last_ms']:.1f} ms, "
                   f"speed-up {r['speedup']:.2f}x (load {r['load_average']:.2f})", file=sys.stderr)
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.processor() or platform.machine(),
-              "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
+              "cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
               "command": "python benchmarks/test_memory_format.py " + " ".join(argv or sys.argv[1:]),
               "results": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
