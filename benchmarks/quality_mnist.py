@@ -453,34 +453,34 @@ def markdown(report: dict[str, Any]) -> str:
         return f"test accuracy {c['test_accuracy']:.4f}; {c['real_test_confident']:.1%} of real test digits confident"
 
     judges = {name: m.get("classifier", report["classifier"]) for name, m in report["models"].items()}
-    one_judge = len({ceiling(c) for c in judges.values()}) <= 1
-    one_machine = len({m.get("machine", report["device"]) for m in report["models"].values()}) <= 1
+    machines = {name: m.get("machine", report["device"]) for name, m in report["models"].items()}
+    one_judge, one_machine = len({ceiling(c) for c in judges.values()}) <= 1, len(set(machines.values())) <= 1
+    # a column of its own for what differs between the models' entries (kept entries come from earlier runs)
+    extra = ([("judge (test acc. / real confident)",
+               lambda n: f"{judges[n]['test_accuracy']:.4f} / {judges[n]['real_test_confident']:.3f}")]
+             if not one_judge else []) + ([("machine", lambda n: machines[n])] if not one_machine else [])
     c = next(iter(judges.values()), report["classifier"])
     judged_by = (f"Judge: an MNIST CNN trained by the script ({ceiling(c)} at p >= {report['threshold']})."
                  if one_judge else "Judge: an MNIST CNN trained by the script from one recipe, retrained on a machine "
                  "that had none cached (its rounding differs); the judge column gives each model's test accuracy and "
                  f"share of real test digits confident at p >= {report['threshold']}.")
     lines = [f"# Sample quality on MNIST 32x32, {report['scale']} scale", "",
-             f"{report['device'] + (' (the last run)' if not one_machine else '')}, torch {report['torch']}, "
+             f"{report['device'] + ('' if one_machine else ' (the last run)')}, torch {report['torch']}, "
              f"{report['date']}. {judged_by} Targets: confident >= "
              f"{TARGETS['confident']}, every class >= {TARGETS['min_class_fraction']}, conditional accuracy >= "
              f"{TARGETS['conditional_accuracy']}.", "",
              "| model | run (UTC) | steps | wall s | CPU s | images/s | confident | min class | conditional | FID "
-             "| KID | passed |" + ("" if one_judge else " judge (test acc. / real confident) |")
-             + ("" if one_machine else " machine |") + " grid |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("" if one_judge else "---|")
-             + ("" if one_machine else "---|") + "---|"]
+             "| KID | passed |" + "".join(f" {h} |" for h, _ in extra) + " grid |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + "---|" * len(extra) + "---|"]
     for name, m in report["models"].items():
         q = m.get("fid_kid", {})
         when = m.get("date", report["date"])[:16].replace("T", " ")
         conditional = f"{m['conditional_accuracy']:.3f}" if "conditional_accuracy" in m else "-"
-        judge_cell = "" if one_judge else (f" {judges[name]['test_accuracy']:.4f} / "
-                                           f"{judges[name]['real_test_confident']:.3f} |")
-        judge_cell += "" if one_machine else f" {m.get('machine', report['device'])} |"
+        cells = "".join(f" {cell(name)} |" for _, cell in extra)
         lines.append(f"| {name} | {when} | {m['steps']} | {m['train_seconds']} | {m.get('cpu_seconds', '')} | "
                      f"{m.get('images_per_second', '')} | {m['confident']:.3f} | {m['min_class_fraction']:.3f} | "
                      f"{conditional} | {q.get('fid', float('nan')):.2f} | "
-                     f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} |{judge_cell} ![{name}]({m['grid']}) |")
+                     f"{q.get('kid_mean', float('nan')):.4f} | {m['passed']} |{cells} ![{name}]({m['grid']}) |")
     floor = next((m["fid_kid"]["real_train_digits"] for m in report["models"].values() if "fid_kid" in m), None)
     if floor:
         lines += ["", f"Real training digits against the same test reference: FID {floor['fid']:.2f}, "

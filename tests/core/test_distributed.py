@@ -69,7 +69,7 @@ def test_two_gloo_processes_train_in_channels_last_as_in_the_default_layout(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     """DDP's gradient buckets take NHWC gradients: two processes of a convolutional GAN give the same
-    weights in either layout (the DCGAN, whose batch norm is per rank in both)."""
+    weights in either layout (TINY's cDCGAN, whose batch norm is per rank in both)."""
     conv = [*TINY, "train.batch_size=32", "train.steps=6", "output.checkpoint_every=3", "output.keep_last=0"]
     runs = {}
     for fmt in ("contiguous", "channels_last"):
