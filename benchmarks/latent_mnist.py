@@ -18,7 +18,8 @@ a DCGAN where none is there), with the registered scorers: ``ink`` (stroke thick
    ``fine`` layers start at 64x64), same component: the change of each attribute (in units of its
    standard deviation over samples) and which one changes most. The attributes: ``ink``, ``slant``,
    ``width``, ``height`` (Morpho-MNIST's factors of a digit) and the judge's confidence; each of the
-   first three components is matched to the one it moves most monotonically (Spearman rho over alpha).
+   first three components is matched to the one it moves most monotonically (Spearman rho over alpha),
+   with the share of seeds whose digit changes along it (``latent-ganspace-components.png`` draws them).
 3. Latent transformer on ink: the share of samples whose ink label (above the median) flips at
    ``alpha = +1`` (negatives) or ``-1`` (positives) (target >= 0.8), and the change of the other
    attributes (slant, digit) per unit of ink change against InterFaceGAN's direction scaled to the same
@@ -39,7 +40,8 @@ given::
 
 ``--scale cpu`` is the quality issue's run on the CPU StyleGAN (``configs/cpu/stylegan-mnist.toml``;
 ``quality_mnist.py --scale cpu --keep DIR`` keeps it): medium's sizes, a truncation sweep over psi in
-{1, 0.7, 0.5, 0} (towards ``w_avg``, and towards the nearest of ten k-means centres of W), and that
+{1, 0.7, 0.5, 0} (towards ``w_avg``, and towards the nearest of ten k-means centres of W; each psi
+with the share of samples already read as the digit of their centre's image), and that
 issue's stricter targets (the digit kept in 90% of the edits conditioned on it, the encoder 100x
 faster than optimisation); it writes ``benchmarks/results/cpu/latent/``, with a Markdown summary
 beside the JSON.
@@ -267,16 +269,31 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
     pc1, rand = change(d), change(r)
     # the first three components: which attribute each moves, and how monotonically (Spearman rho of the
     # attribute against alpha per seed, averaged; the attribute with the largest |rho| is the component's)
+    # and the share of seeds whose digit (the judge's class) is not the same at every alpha: a component
+    # that morphs one digit into another moves no single attribute monotonically
     alphas = torch.linspace(-3, 3, 7)
-    components = []
-    for k in range(min(3, len(ratio))):
-        per_alpha = [scores(_render(g, editor.edit(latents, float(a), component=k), space, s["batch"])) for a in alphas]
+
+    def sweep(edit: Any, edit_space: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """One component's numbers from ``edit(alpha) -> latents``, and its first six seeds' strips."""
+        images = [_render(g, edit(float(a)), edit_space, s["batch"]) for a in alphas]
+        per_alpha = [scores(x) for x in images]
         rhos = {}
         for attr in ATTRIBUTES:
             values = torch.stack([q[attr].float() for q in per_alpha], 1)
             rhos[attr] = sum(spearman(alphas, values[i]) for i in range(len(values))) / len(values)
         best = max(rhos, key=lambda a: abs(rhos[a]))
-        components.append({"component": k, "mean_spearman_rho": rhos, "moves": best, "rho": rhos[best]})
+        digits = torch.stack([q["digit"] for q in per_alpha], 1)
+        return ({"mean_spearman_rho": rhos, "moves": best, "rho": rhos[best],
+                 "digit_changed": float((digits != digits[:, :1]).any(1).float().mean())},
+                torch.stack([x[:6] for x in images], 1))  # [6 seeds, 7 alphas, ...]
+
+    components, component_strips = [], []
+    for k in range(min(3, len(ratio))):
+        numbers, strip = sweep(lambda a, k=k: editor.edit(latents, a, component=k), space)
+        components.append({"component": k, **numbers})
+        component_strips.append(strip)
+    if out is not None:  # a row per seed, alpha -3 .. 3 left to right; PC0's six rows, then PC1's, PC2's
+        save_samples(torch.cat(component_strips).flatten(0, 1), out / "latent-ganspace-components.png", nrow=7)
     result: dict[str, Any] = {"explained_variance_ratio": ratio, "pc1_over_last": ratio[0] / max(ratio[-1], 1e-12),
                               "pixel_l2_pc1": pc1, "pixel_l2_random_same_norm": rand,
                               "first_three_components": components,
@@ -290,11 +307,11 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
         ranges: dict[str, Any] = {}
         strips = []
         named = [k for k in ("coarse", "middle", "fine") if len(g.layer_ranges.get(k, range(0))) > 0]
+        ws = latents[:, None].expand(-1, g.num_ws, -1)
         # coarse against the finest non-empty range (a 32x32 StyleGAN has no "fine" layers: 64x64 and up)
         for layers in (named[0], named[-1]):  # the same samples, hence the same components, on a layer range
             ed = GANSpace(GANSpaceConfig(pca_space="w", layers=layers, num_samples=s["samples"], num_components=10))
             ed.fit(g, device=device, generator_rng=torch.Generator(device).manual_seed(2))
-            ws = latents[:, None].expand(-1, g.num_ws, -1)
             moved = _render(g, ed.edit(ws, 3.0), "w+", s["batch"])
             sc = scores(moved)
             change = {k: float((sc[k] - base_scores[k]).abs().mean()) / spread[k] for k in fine}
@@ -304,6 +321,10 @@ def measure_ganspace(g: Any, space: str, s: dict[str, int], scores: Scores, devi
                               "changes_most": max(change, key=change.__getitem__)}
             strips.append(torch.stack([_render(g, ed.edit(ws[:8], float(a)), "w+", s["batch"])
                                        for a in torch.linspace(-3, 3, 7)], 1))
+            if layers == named[-1]:  # reported beside the pass/fail, which is on every style
+                result[f"first_three_components_on_{layers}"] = [
+                    {"component": k, **sweep(lambda a, k=k, ed=ed: ed.edit(ws, a, component=k), "w+")[0]}
+                    for k in range(len(components))]
         result["layer_ranges_pc1_alpha_3"] = ranges
         if out is not None:
             save_samples(torch.cat(strips).flatten(0, 1), out / "latent-ganspace-pc1-layer-ranges.png", nrow=7)
@@ -420,10 +441,11 @@ def measure_truncation(g: Any, s: dict[str, int], scores: Scores, device: torch.
                              generator_rng=torch.Generator(device).manual_seed(14), device=device)
 
     def sweep(centre: Any) -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
-        rows, strips = [], []
+        rows, strips, digits = [], [], []
         for psi in PSIS:
             images = _render(g, centre(w, psi), "w", s["batch"])
             sc = scores(images)
+            digits.append(sc["digit"])
             flat = images.flatten(1).float().cpu()
             sub = flat[: min(len(flat), 500)]
             distances = torch.cdist(sub, sub)
@@ -433,6 +455,11 @@ def measure_truncation(g: Any, s: dict[str, int], scores: Scores, device: torch.
                          "pairwise_pixel_distance": float(distances.sum() / max(k * (k - 1), 1)),
                          "min_class_fraction": float(classes.min())})
             strips.append(images[:10])
+        # the share of samples already read as the digit they end on at the smallest psi (the centre's digit):
+        # how far truncation has pulled them, and, towards one w_avg, why the confident share can dip on the way
+        last = digits[PSIS.index(min(PSIS))]
+        for row, d in zip(rows, digits, strict=True):
+            row["digit_of_the_centre"] = float((d == last).float().mean())
         return rows, strips
 
     def trade(rows: list[dict[str, Any]]) -> dict[str, bool]:
@@ -597,16 +624,24 @@ def markdown(result: dict[str, Any], command: str) -> str:
                         if cond.get("method") == "styles" else "")
                      + f". By the projection alone: {edit(proj)}.")
     if gs:
-        comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f})"
+        comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f}; the digit changes along it "
+                          f"for {c.get('digit_changed', float('nan')):.0%} of seeds)"
                           for c in gs.get("first_three_components", []))
         lines.append(f"- GANSpace: {comps}.")
+        ranged = [k for k in gs if k.startswith("first_three_components_on_")]
+        for key in ranged:
+            comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f}; the digit changes along "
+                              f"it for {c['digit_changed']:.0%} of seeds)" for c in gs[key])
+            lines.append(f"- GANSpace on the {key.rsplit('_', 1)[-1]!r} styles only: {comps}.")
     if tr.get("rows"):
         sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
-                          f"{r['pairwise_pixel_distance']:.2f}" for r in tr["rows"])
+                          f"{r['pairwise_pixel_distance']:.2f}, {r.get('digit_of_the_centre', float('nan')):.0%} "
+                          f"read as the average image's digit" for r in tr["rows"])
         lines.append(f"- Truncation towards w_avg: {sweep}.")
     if tr.get("multimodal"):
         sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
-                          f"{r['pairwise_pixel_distance']:.2f}" for r in tr["multimodal"]["rows"])
+                          f"{r['pairwise_pixel_distance']:.2f}, {r.get('digit_of_the_centre', float('nan')):.0%} "
+                          f"read as their centre's digit" for r in tr["multimodal"]["rows"])
         lines.append(f"- Truncation towards the nearest of {tr['multimodal']['modes']} k-means centres of W "
                      f"(multi-modal, Mokady et al. 2022): {sweep}.")
     if inv:

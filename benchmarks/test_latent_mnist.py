@@ -67,6 +67,11 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
         assert set(c["mean_spearman_rho"]) == {"ink", "slant", "width", "height", "digit_p"}
         assert c["moves"] == max(c["mean_spearman_rho"], key=lambda a: abs(c["mean_spearman_rho"][a]))
         assert -1 <= c["rho"] <= 1
+        assert 0.0 <= c["digit_changed"] <= 1.0
+    # the same components on the finest styles only, reported beside the pass/fail (on every style)
+    ranged = gs["first_three_components_on_middle"]
+    assert [c["component"] for c in ranged] == [0, 1, 2] and ranged != gs["first_three_components"]
+    assert "first_three_monotonic" in gs["pass"] and len(gs["pass"]) == 3
     assert {"width_change_in_std", "height_change_in_std"} <= set(gs["layer_ranges_pc1_alpha_3"]["coarse"])
     tr = result["truncation"]
     assert [r["psi"] for r in tr["rows"]] == [1.0, 0.7, 0.5, 0.0]
@@ -77,6 +82,8 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert multi["rows"][0] == tr["rows"][0]  # psi 1 truncates nothing, whichever the centre
     assert multi["rows"][-1]["pairwise_pixel_distance"] > 1e-4  # psi 0: ten centres, not one image
     assert {"multimodal_confident_rises", "multimodal_diversity_falls"} <= set(tr["pass"])
+    for rows in (tr["rows"], multi["rows"]):  # at psi 0 every sample is its centre's image, hence its digit
+        assert rows[-1]["digit_of_the_centre"] == 1.0 and all(0 <= r["digit_of_the_centre"] <= 1 for r in rows)
     lt = result["latent_transformer"]
     assert 0.0 <= lt["flip_rate_alpha_1"] <= 1.0 and lt["interfacegan_same_ink_change"]["alpha"] > 0
     inv = result["inversion"]
@@ -87,6 +94,14 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert "| truncation | diversity_falls |" in summary and "Command: `python benchmarks/latent_mnist.py" in summary
     for section in ("interfacegan", "ganspace", "truncation", "latent_transformer", "inversion"):
         assert all(isinstance(v, bool) for v in result[section]["pass"].values())
-    for picture in ("interfacegan-ink", "interfacegan-ink-conditioned", "ganspace-pc1-layer-ranges", "truncation",
-                    "truncation-multimodal", "transformer-ink", "inversion-real"):
+    for picture in ("interfacegan-ink", "interfacegan-ink-conditioned", "ganspace-pc1-layer-ranges",
+                    "ganspace-components", "truncation", "truncation-multimodal", "transformer-ink", "inversion-real"):
         assert (out / f"latent-{picture}.png").is_file()
+    from PIL import Image
+
+    with Image.open(out / "latent-ganspace-components.png") as components, \
+            Image.open(out / "latent-ganspace-pc1-layer-ranges.png") as ranges:
+        # seven alphas a row, as the layer-range strips; six seeds for each of the three components
+        assert components.width == ranges.width and components.height > ranges.height
+    assert "the digit changes along it for" in summary and "read as the average image's digit" in summary
+    assert "GANSpace on the 'middle' styles only: PC0 moves" in summary
