@@ -259,6 +259,14 @@ class PenaltyContext:
         draws = torch.rand(n * self.world_size, generator=self.rng, device=device, dtype=dtype)
         return draws[self.rank * n:(self.rank + 1) * n]
 
+    def normal(self, shape: Sequence[int], *, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``N(0, 1)`` draws of ``shape`` (``shape[0]`` samples of this process) from the run's seeded
+        generator, drawn for the global batch and sliced per rank as :meth:`uniform` is (the path
+        length penalty's image-space noise)."""
+        n, *rest = shape
+        draws = torch.randn(n * self.world_size, *rest, generator=self.rng, device=self.real.device, dtype=dtype)
+        return draws[self.rank * n:(self.rank + 1) * n]
+
 
 @runtime_checkable
 class Penalty(Protocol):
@@ -268,6 +276,10 @@ class Penalty(Protocol):
     penalty is evaluated on every ``every``-th update of its target and scaled by ``every`` so that
     its expected weight is unchanged (Karras et al. 2020, arXiv:1912.04958, section 3.2).
     ``penalty`` returns a scalar that already includes its weight (lambda, gamma/2, epsilon).
+
+    A penalty with running state (the path length penalty's moving average) also defines
+    ``state_dict() -> dict[str, Tensor]`` and ``load_state_dict(state)``: the run saves that state
+    in its checkpoints and restores it on resume, so that a resumed run is the uninterrupted one.
     """
 
     target: Literal["discriminator", "generator"]

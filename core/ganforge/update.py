@@ -231,7 +231,14 @@ class StepInterface:
             "streams": {k: s.state_dict() for k, s in self.streams.items()},
             "rng_latent": self.latent_rng.get_state(), "rng_penalty": self.penalty_rng.get_state(),
             "rng_procedure": self.procedure_rng.get_state(),
+            "penalties": {name: pen.state_dict() for name, pen in self._stateful_penalties().items()},
         }
+
+    def _stateful_penalties(self) -> dict[str, Any]:
+        """The penalties with running state, by ``"<optimiser>.<index>.<name>"`` (unique and stable for
+        one config)."""
+        return {f"{key}.{i}.{name}": pen for key, pens in self.penalties.items()
+                for i, (name, pen) in enumerate(pens) if callable(getattr(pen, "state_dict", None))}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for key, opt in self.optimizers.items():
@@ -242,6 +249,10 @@ class StepInterface:
         self.latent_rng.set_state(state["rng_latent"].to("cpu"))
         self.penalty_rng.set_state(state["rng_penalty"].to("cpu"))
         self.procedure_rng.set_state(state["rng_procedure"].to("cpu"))
+        saved = state.get("penalties", {})  # absent before penalties had state, and for a penalty added since
+        for name, pen in self._stateful_penalties().items():
+            if name in saved:
+                pen.load_state_dict({k: v.to(self.device) for k, v in saved[name].items()})
         self.step = int(state["step"])
         self.updates = {k: int(v) for k, v in state["updates"].items()}
         self.images_seen = int(state["images_seen"])

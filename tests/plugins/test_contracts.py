@@ -182,11 +182,15 @@ def test_regularizer_contract(component: Component) -> None:
         DCGANGenerator,
         DCGANGeneratorConfig,
     )
+    from ganforge_plugins.models.stylegan import StyleGANGenerator, StyleGANGeneratorConfig
 
     reg = component.factory(component.config())
     assert isinstance(reg, Penalty | Constraint)
     spec = SPECS[0]
-    g = DCGANGenerator(DCGANGeneratorConfig(base_channels=4, latent_dim=8), spec)
+    # a generator-side penalty may look inside the generator (the path length penalty needs W): it gets
+    # the generator with the most inside, a StyleGAN's
+    g = (StyleGANGenerator(StyleGANGeneratorConfig(latent_dim=8, w_dim=8, channel_base=64, channel_max=8), spec)
+         if reg.target == "generator" else DCGANGenerator(DCGANGeneratorConfig(base_channels=4, latent_dim=8), spec))
     d = DCGANDiscriminator(DCGANDiscriminatorConfig(base_channels=4), spec)
     if isinstance(reg, Penalty):
         z = torch.randn(4, 8)
