@@ -123,34 +123,34 @@ def test_trains_a_stylegan_every_nth_generator_update(tmp_path: Path) -> None:
     assert all(math.isfinite(r["path-length"]) and r["path-length"] >= 0 for r in records if "path-length" in r)
 
 
-def test_a_run_with_the_penalty_resumes_bit_identically(tmp_path: Path) -> None:
+def straight_and_resumed(tmp_path: Path, *, forget: bool = False) -> tuple[Trainer, Trainer]:
+    """Five steps straight, and three steps then two more from the checkpoint (its saved moving
+    average restarted at zero when ``forget``)."""
     straight = train(tmp_path / "straight", "train.steps=5")
     straight.fit()
     train(tmp_path / "resumed", "train.steps=3").fit()
-    state = load_checkpoint(tmp_path / "resumed")
     resumed = train(tmp_path / "resumed", "train.steps=5")
-    resumed.load_training_state(state)
+    resumed.load_training_state(load_checkpoint(tmp_path / "resumed"))
     assert resumed.step == 3
     (pen,) = [p for _, p in resumed.updates.penalties["g"]]
     assert float(pen.mean) > 0  # the moving average came back with the checkpoint
+    if forget:
+        pen.mean = torch.zeros(())
     resumed.fit()
-    (a,) = [p for _, p in straight.updates.penalties["g"]]
-    assert torch.equal(a.mean, pen.mean)
+    return straight, resumed
+
+
+def test_a_run_with_the_penalty_resumes_bit_identically(tmp_path: Path) -> None:
+    straight, resumed = straight_and_resumed(tmp_path)
+    (a,), (b,) = ([p for _, p in t.updates.penalties["g"]] for t in (straight, resumed))
+    assert torch.equal(a.mean, b.mean)
     for x, y in zip(weights(straight), weights(resumed), strict=True):
         assert torch.equal(x, y)
 
 
 def test_resuming_without_the_saved_average_is_another_run(tmp_path: Path) -> None:
     """The resume test can fail: restarting the average at zero changes the weights."""
-    straight = train(tmp_path / "straight", "train.steps=5")
-    straight.fit()
-    train(tmp_path / "resumed", "train.steps=3").fit()
-    state = load_checkpoint(tmp_path / "resumed")
-    resumed = train(tmp_path / "resumed", "train.steps=5")
-    resumed.load_training_state(state)
-    (pen,) = [p for _, p in resumed.updates.penalties["g"]]
-    pen.mean = torch.zeros(())
-    resumed.fit()
+    straight, resumed = straight_and_resumed(tmp_path, forget=True)
     assert any(not torch.equal(x, y) for x, y in zip(weights(straight), weights(resumed), strict=True))
 
 
