@@ -83,6 +83,18 @@ def test_penalty_is_weight_times_squared_deviation_from_the_moving_average() -> 
     assert not torch.allclose(other.penalty(context(g, z, seed=0)), value)
 
 
+def test_a_non_finite_batch_leaves_the_average_as_it_was() -> None:
+    g = LinearStyleGenerator()
+    pen = PathLengthPenalty(PathLengthConfig(decay=0.5))
+    z = torch.randn(8, 3, dtype=torch.float64)
+    pen.penalty(context(g, z))
+    before = pen.mean.clone()
+    with torch.no_grad():
+        g.a[0, 0] = float("nan")
+    assert not torch.isfinite(pen.penalty(context(g, z, seed=1)))  # the nonfinite policy's to handle
+    assert torch.equal(pen.mean, before) and bool(torch.isfinite(before))
+
+
 def test_the_penalty_reaches_the_synthesis_and_the_mapping_parameters() -> None:
     g = LinearStyleGenerator()
     pen = PathLengthPenalty(PathLengthConfig(decay=0.5))

@@ -80,7 +80,10 @@ class PathLengthPenalty:
         if ctx.world_size > 1:  # one average over every process's lengths
             torch.distributed.all_reduce(batch_mean)
             batch_mean = batch_mean / ctx.world_size
-        self.mean = self.mean.to(batch_mean).lerp(batch_mean, self.config.decay)
+        # a non-finite batch (that the nonfinite policy may skip) must not poison the average for good;
+        # torch.where keeps it without reading the value back to the host
+        mean = self.mean.to(batch_mean)
+        self.mean = torch.where(torch.isfinite(batch_mean), mean.lerp(batch_mean, self.config.decay), mean)
         return self.config.weight * (lengths - self.mean).square().mean()
 
     def state_dict(self) -> dict[str, Tensor]:
