@@ -135,6 +135,15 @@ def test_trains_a_stylegan_every_nth_generator_update(tmp_path: Path) -> None:
     assert all(math.isfinite(r["path-length"]) and r["path-length"] >= 0 for r in records if "path-length" in r)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_trains_under_the_trainers_mixed_precision(precision: str, tmp_path: Path) -> None:
+    """The lengths are differentiated in float32 with autocast off, as R1's input gradient is."""
+    train(tmp_path, "train.steps=3", f"train.precision={precision}").fit()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    values = [r["path-length"] for r in records if "path-length" in r]
+    assert len(values) == 2 and all(math.isfinite(x) and x > 0 for x in values)
+
+
 def straight_and_resumed(tmp_path: Path, *, forget: bool = False) -> tuple[Trainer, Trainer]:
     """Five steps straight, and three steps then two more from the checkpoint (its saved moving
     average restarted at zero when ``forget``)."""
