@@ -607,8 +607,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
             lines.append(f"| {name} | {check} | {'met' if ok else 'missed'} |")
     ig, gs, tr, inv = (result.get(k, {}) for k in ("interfacegan", "ganspace", "truncation", "inversion"))
     lines.append("")
+    nan = float("nan")
     if ig:
-        nan = float("nan")
 
         def edit(d: dict[str, Any]) -> str:
             return (f"rho {d.get('mean_spearman_rho', nan):.3f}, digit kept "
@@ -623,27 +623,27 @@ def markdown(result: dict[str, Any], command: str) -> str:
                      + (f"; on the styles {cond['layers']} of W+ only (the pass/fail): {edit(cond)}"
                         if cond.get("method") == "styles" else "")
                      + f". By the projection alone: {edit(proj)}.")
+
+    def components(cs: list[dict[str, Any]]) -> str:
+        return ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f}; the digit changes along it "
+                         f"for {c.get('digit_changed', nan):.0%} of seeds)" for c in cs)
+
+    def sweep(rows: list[dict[str, Any]], read_as: str) -> str:
+        return "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
+                         f"{r['pairwise_pixel_distance']:.2f}, {r.get('digit_of_the_centre', nan):.0%} read as "
+                         f"{read_as}" for r in rows)
+
     if gs:
-        comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f}; the digit changes along it "
-                          f"for {c.get('digit_changed', float('nan')):.0%} of seeds)"
-                          for c in gs.get("first_three_components", []))
-        lines.append(f"- GANSpace: {comps}.")
-        ranged = [k for k in gs if k.startswith("first_three_components_on_")]
-        for key in ranged:
-            comps = ", ".join(f"PC{c['component']} moves {c['moves']} (rho {c['rho']:.2f}; the digit changes along "
-                              f"it for {c['digit_changed']:.0%} of seeds)" for c in gs[key])
-            lines.append(f"- GANSpace on the {key.rsplit('_', 1)[-1]!r} styles only: {comps}.")
+        lines.append(f"- GANSpace: {components(gs.get('first_three_components', []))}.")
+        for key in (k for k in gs if k.startswith("first_three_components_on_")):
+            lines.append(f"- GANSpace on the {key.rsplit('_', 1)[-1]!r} styles only: {components(gs[key])}.")
     if tr.get("rows"):
-        sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
-                          f"{r['pairwise_pixel_distance']:.2f}, {r.get('digit_of_the_centre', float('nan')):.0%} "
-                          f"read as the average image's digit" for r in tr["rows"])
-        lines.append(f"- Truncation towards w_avg: {sweep}.")
+        towards_w_avg = sweep(tr["rows"], "the average image's digit")
+        lines.append(f"- Truncation towards w_avg: {towards_w_avg}.")
     if tr.get("multimodal"):
-        sweep = "; ".join(f"psi {r['psi']}: {r['confident']:.1%} confident, pairwise distance "
-                          f"{r['pairwise_pixel_distance']:.2f}, {r.get('digit_of_the_centre', float('nan')):.0%} "
-                          f"read as their centre's digit" for r in tr["multimodal"]["rows"])
+        towards_modes = sweep(tr["multimodal"]["rows"], "their centre's digit")
         lines.append(f"- Truncation towards the nearest of {tr['multimodal']['modes']} k-means centres of W "
-                     f"(multi-modal, Mokady et al. 2022): {sweep}.")
+                     f"(multi-modal, Mokady et al. 2022): {towards_modes}.")
     if inv:
         psnr = inv["real_mean_psnr"]
         lines.append(f"- Inversion: generated images {inv['generated_mean_psnr']:.1f} dB in {inv['space']}; real test "
