@@ -37,6 +37,7 @@ from ganforge import get_plugin_manager, load_generator  # noqa: E402
 from ganforge.cli import main as ganforge  # noqa: E402
 
 from tests.browser import chromium, find_chromium, wait_for  # noqa: E402
+from tests.browser import click as page_click  # noqa: E402
 from tests.conftest import TINY_STYLEGAN  # noqa: E402
 
 INK = "interfacegan:ink@w"
@@ -81,7 +82,7 @@ def screenshots(driver: Any, folder: Path, mnist: Path, work: Path) -> list[str]
         names.append(f"studio-{name}.png")
 
     def click(css: str) -> None:
-        driver.find_element(By.CSS_SELECTOR, css).click()
+        page_click(driver, css)
 
     click('.tab[data-tab="explore"]')
     click("#mix-enabled")
@@ -135,7 +136,7 @@ def measure(run: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         with chromium(work / "downloads") as driver:
             driver.get(served.url + "/")
             wait_for(driver, "return window.studio && window.studio.renders >= 1")
-            driver.find_element(By.CSS_SELECTOR, '.tab[data-tab="edit"]').click()
+            page_click(driver, '.tab[data-tab="edit"]')
             driver.execute_script("document.querySelector('[data-editor=\"interfacegan\"]').open = true")
             slider = driver.find_element(By.CSS_SELECTOR, f'input[data-slider="{INK}"]')
             for _ in range(args.warmup):  # the first renders pay for lazy initialisation

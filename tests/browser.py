@@ -70,6 +70,15 @@ def wait_for(driver: Any, script: str, timeout: float = 60.0, *args: Any) -> Any
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: d.execute_script(script, *args))
 
 
+def click(driver: Any, css: str, timeout: float = 30.0) -> None:
+    """Click the element ``css`` names once the page has put it there: grids and results arrive by
+    their own requests, so a click straight after the request that makes them would race it."""
+    from selenium.webdriver.common.by import By
+
+    wait_for(driver, "return document.querySelector(arguments[0])", timeout, css)
+    driver.find_element(By.CSS_SELECTOR, css).click()
+
+
 def wait_for_file(folder: Path, pattern: str, timeout: float = 30.0) -> Path:
     """A finished download in ``folder`` matching ``pattern`` (Chromium writes ``*.crdownload`` first)."""
     import time

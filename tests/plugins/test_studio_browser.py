@@ -16,7 +16,7 @@ from ganforge import get_plugin_manager, load_generator
 from ganforge.cli import main
 from PIL import Image
 
-from tests.browser import chromium, find_chromium, wait_for, wait_for_file
+from tests.browser import chromium, click, find_chromium, wait_for, wait_for_file
 from tests.conftest import TINY, sets
 from tests.conftest import TINY_STYLEGAN as STYLEGAN
 
@@ -52,7 +52,9 @@ def page(browser_paths, tmp_path_factory: pytest.TempPathFactory) -> Any:
     try:
         with chromium(downloads) as driver:
             driver.get(served.url + "/")
-            wait_for(driver, "return window.studio && window.studio.renders >= 1")
+            # the first render and the grid are two requests; the page is ready when both are on it
+            wait_for(driver, "return window.studio && window.studio.renders >= 1 && "
+                             "document.querySelectorAll('#grid .thumb').length === 16")
             yield {"driver": driver, "run": base / "run", "downloads": downloads, "studio": studio, "url": served.url}
     finally:
         served.stop()
@@ -79,12 +81,6 @@ def after_render(driver: Any, before: int, timeout: float = 30.0) -> dict[str, A
 
 def ink(state: dict[str, Any]) -> float:
     return next(s["value"] for s in state["last"]["scores"] if s["attribute"] == "ink")
-
-
-def click(driver: Any, css: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.CSS_SELECTOR, css).click()
 
 
 def pixels(data: bytes) -> np.ndarray:
