@@ -84,6 +84,9 @@ def test_latent_benchmark_smoke(tmp_path: Path) -> None:
     assert {"multimodal_confident_rises", "multimodal_diversity_falls"} <= set(tr["pass"])
     for rows in (tr["rows"], multi["rows"]):  # at psi 0 every sample is its centre's image, hence its digit
         assert rows[-1]["digit_of_the_centre"] == 1.0 and all(0 <= r["digit_of_the_centre"] <= 1 for r in rows)
+        for r in rows:  # the binomial standard error of the confident share over the sweep's samples
+            p = r["confident"]
+            assert r["confident_standard_error"] == pytest.approx((p * (1 - p) / tr["samples"]) ** 0.5)
     lt = result["latent_transformer"]
     assert 0.0 <= lt["flip_rate_alpha_1"] <= 1.0 and lt["interfacegan_same_ink_change"]["alpha"] > 0
     inv = result["inversion"]
