@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -17,12 +18,21 @@ from .procedure import Procedure
 from .protocols import DataSpec, LatentSpace, Loss, Sampler
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, what: str = "device") -> torch.device:
+    """The device ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``) asks for; ``what`` names the
+    setting or option it came from in the error (``train.device``, ``--device``)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
+        raise ConfigError(f"{what}: expected auto, cpu, cuda, cuda:N or mps, got {name!r}")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} was asked for, but CUDA is not available here (use 'auto' or 'cpu')")
+        raise ConfigError(f"{what}: {name!r} was asked for, but CUDA is not available here (use 'auto' or 'cpu')")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"{what}: {name!r} was asked for, but this machine has {torch.cuda.device_count()} "
+                          "CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{what}: 'mps' was asked for, but MPS is not available here (use 'auto' or 'cpu')")
     return device
 
 

@@ -192,6 +192,12 @@ def find_checkpoint(path: str | Path) -> Path:
         latest = directory / LATEST
         if latest.is_file():
             return _follow(latest)
+    steps = sorted(p.name for d in (path / "checkpoints", path) if d.is_dir() for p in d.iterdir()
+                   if _STEP.fullmatch(p.name) and p.is_dir())
+    if steps:  # a run whose pointer is gone: its checkpoints are there, named one by one
+        where = path / "checkpoints" if (path / "checkpoints" / steps[-1]).is_dir() else path
+        raise CheckpointError(f"{str(path)!r} has no {LATEST} pointer, but holds checkpoints ({', '.join(steps[-3:])}"
+                              f"{', ...' if len(steps) > 3 else ''}); name one: {where / steps[-1]}")
     raise CheckpointError(
         f"{str(path)!r} is not a checkpoint: expected a run directory, its checkpoints/ directory, "
         f"or a checkpoint directory holding {', '.join(_REQUIRED)}"

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .building import resolve_device
 from .checkpoint import load_checkpoint, recover
 from .config import RunConfig, load_config, load_settings, structure, to_toml
 from .distributed import DistributedContext, joined_for_the_command
@@ -157,11 +158,21 @@ def _train(args: argparse.Namespace, manager: PluginManager) -> int:
                 recover(run_dir / "checkpoints")
             checkpoint = load_checkpoint(from_checkpoint or run_dir)
             recorded = tomllib.loads(checkpoint.config_toml)
-            config = structure(_merge_overrides(recorded, args.overrides), manager,
-                               source=f"config of {checkpoint.path}")
-            _check_resumable(structure(recorded, manager, source=f"config of {checkpoint.path}"), config, manager)
+            if args.config:  # the file (and --set) as a new run would read it: only what --resume may change may differ
+                config = load_config(args.config, args.overrides, manager)
+                what = f"{args.config} with --resume"
+            else:
+                config = structure(_merge_overrides(recorded, args.overrides), manager,
+                                   source=f"config of {checkpoint.path}")
+                what = "--set on --resume"
+            _check_resumable(structure(recorded, manager, source=f"config of {checkpoint.path}"), config, manager,
+                             what=what)
             trainer = Trainer(config, run_dir, manager=manager)
             trainer.load_training_state(checkpoint)
+            if config.train.steps < trainer.step:
+                raise ConfigError(f"train.steps: {config.train.steps} is below step {trainer.step}, where checkpoint "
+                                  f"{checkpoint.path.name} was written; a resumed run trains on to train.steps "
+                                  f"(e.g. --set train.steps={max(2 * trainer.step, trainer.step + 1)})")
             if writer:
                 print(f"resuming {run_dir} from step {trainer.step} ({checkpoint.path.name})", file=sys.stderr)
         else:
@@ -207,7 +218,8 @@ def _resume_target(path: Path) -> tuple[Path, Path | None]:
                           "checkpoints (RUN/checkpoints/step-NNNNNNNN)")
 
 
-def _check_resumable(recorded: RunConfig, config: RunConfig, manager: PluginManager) -> None:
+def _check_resumable(recorded: RunConfig, config: RunConfig, manager: PluginManager, *,
+                     what: str = "--set on --resume") -> None:
     """Refuse an override a resumed run would not honour (its optimisers, data order and networks come
     from the checkpoint), so that the config the run records is always the one in effect."""
     from .config import flatten, to_dict
@@ -217,7 +229,8 @@ def _check_resumable(recorded: RunConfig, config: RunConfig, manager: PluginMana
     refused = [k for k in changed if not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)]
     if refused:
         shown = ", ".join(f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in refused[:5])
-        raise ConfigError(f"--set on --resume: {shown}: a resumed run continues with the settings its checkpoint "
+        more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+        raise ConfigError(f"{what}: {shown}{more}: a resumed run continues with the settings its checkpoint "
                           f"was trained with; it may change only train.steps, train.device, output.* and the "
                           f"learning-rate schedule (optim.*.decay_start). Start a new run from its weights with "
                           f"--init-from to change the rest")
@@ -240,7 +253,7 @@ def cmd_sample(args: argparse.Namespace, manager: PluginManager) -> int:
     if args.mix is None and args.mix_layers != "coarse":
         raise ConfigError(f"--mix-layers {args.mix_layers!r}: takes effect with --mix SEED (the seed whose styles "
                           "are mixed in)")
-    trained = load_generator(args.checkpoint, device=args.device, manager=manager)
+    trained = load_generator(args.checkpoint, device=resolve_device(args.device, "--device"), manager=manager)
     class_index = trained.check_class(args.class_index)
     # no labels: a conditional generator draws the classes in turn
     labels = None if class_index is None else torch.full((args.n,), class_index, device=trained.device)

@@ -118,6 +118,41 @@ def _check_new(out: Path) -> None:
                           f"{shown}); choose a new or empty directory so that nothing of yours is overwritten")
 
 
+def set_aside_after(path: Path, step: int) -> Path | None:
+    """On resuming a run at ``step``: move the records of the metrics log ``path`` that a process
+    logged after ``step`` (it went on past the checkpoint it is resumed from, then was killed, or a
+    user resumes an earlier checkpoint) to ``metrics.superseded-after-step-NNNNNNNN.jsonl`` beside it,
+    so that the log holds one record per logged step of the run as it continues and nothing already
+    written is lost. The moved records are written (and synced) before the log is replaced, so a crash
+    in between leaves them twice, never nowhere. Lines that are not records stay. Returns the file the
+    records went to, or None when there were none."""
+    if not path.is_file():
+        return None
+    kept: list[str] = []
+    later: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        logged = record.get("step") if isinstance(record, dict) else None
+        (later if isinstance(logged, int) and logged > step else kept).append(line)
+    if not later:
+        return None
+    aside = path.with_name(f"{path.stem}.superseded-after-step-{step:08d}{path.suffix}")
+    with aside.open("a", encoding="utf-8") as f:
+        f.writelines(line if line.endswith("\n") else line + "\n" for line in later)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return aside
+
+
 class MetricsLog:
     """Appends one JSON object per line; a line is flushed whole, so a crash loses no logged step."""
 

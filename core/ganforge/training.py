@@ -11,6 +11,7 @@ beyond calling each one, and reads values back to the host only when it logs.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -40,7 +41,7 @@ from .manager import PluginManager, get_plugin_manager
 from .procedure import Network
 from .progress import Progress
 from .protocols import Callback, Constraint, Penalty
-from .rundir import Loggers, MetricsLog
+from .rundir import Loggers, MetricsLog, set_aside_after
 from .update import StepInterface
 
 _NOT_LOSSES = ("step", "images_seen", "images_per_sec", "sec_per_kimg", "peak_mem_mb", "time")
@@ -54,7 +55,7 @@ class Trainer:
         self.out = Path(out)
         self.manager = manager = manager or get_plugin_manager()
         t = config.train
-        self.device = resolve_device(t.device)
+        self.device = resolve_device(t.device, "train.device")
         self.dist = DistributedContext.from_environment(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -400,6 +401,11 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
             self.loggers = Loggers(c.output.loggers, self.out, self.manager)
+        if writer and self.resumed_from is not None:
+            aside = set_aside_after(self.out / "metrics.jsonl", self.step)
+            if aside is not None:
+                print(f"ganforge: the metrics an earlier process logged after step {self.step} are moved to "
+                      f"{aside.name}: this run logs those steps again", file=sys.stderr)
         log = MetricsLog(self.out / "metrics.jsonl" if writer else None)
         # every logged step gets a line without a terminal too: the log cadence is the user's choice
         progress = Progress(c.train.steps, label="train", unit="steps", enabled=c.output.progress and writer,

@@ -170,3 +170,16 @@ def test_each_plugin_commands_help_shows_an_override_of_its_own_settings(capsys:
         helps[command] = " ".join(capsys.readouterr().out.split())
     assert "e.g. --set seeds=[" in helps["lab"]
     assert "seeds" not in helps["eval"] and "e.g. --set num_samples=" in helps["eval"]
+
+
+def test_a_bad_device_is_named_with_the_option_it_came_from(trained_run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "x.png")
+    assert "--device: expected auto, cpu, cuda, cuda:N or mps, got 'banana'" in error_of(
+        ["sample", str(trained_run), "--out", out, "--device", "banana"], capsys)
+    assert "--device: expected auto" in error_of(["eval", str(trained_run), "--device", "cuda:x"], capsys)
+    assert "--device: expected auto" in error_of(["interpolate", str(trained_run), "--device", "gpu"], capsys)
+    if not torch.cuda.is_available():
+        assert "--device: 'cuda' was asked for, but CUDA is not available" in error_of(
+            ["sample", str(trained_run), "--out", out, "--device", "cuda"], capsys)
+    assert not (tmp_path / "x.png").exists()

@@ -345,6 +345,82 @@ def test_resume_refuses_an_override_it_would_not_honour(run: Path, capsys: pytes
     assert recorded.train.steps == 6 and recorded.output.log_every == 2 and recorded.optim.g.decay_start == 0.5
 
 
+def test_resume_checks_a_config_file_given_with_it(run: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(run)
+    other = tmp_path / "other.toml"  # other settings: the file was once ignored without a word
+    other.write_text('[optim.g]\nlr = 1e-3\n')
+    code, err = run_cli(["train", str(other), "--resume", str(run), *sets("train.steps=6")], capsys)
+    assert code == 2 and f"{other} with --resume: optim.g.lr (0.0002 -> 0.001)" in err
+    assert snapshot(run) == before
+    same = tmp_path / "same.toml"  # the run's own settings, training longer: it continues
+    same.write_text("")
+    assert main(["train", str(same), "--resume", str(run), *sets("train.steps=6")]) == 0
+    assert load_checkpoint(run).step == 6
+
+
+def test_resume_refuses_fewer_steps_than_its_checkpoint_and_writes_nothing(
+        run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(run)
+    code, err = run_cli(["train", "--resume", str(run), *sets("train.steps=2")], capsys)
+    assert code == 2 and "train.steps: 2 is below step 4" in err
+    assert snapshot(run) == before and load_config(run / "config.toml").train.steps == 4
+    assert main(["train", "--resume", str(run), *sets("train.steps=4")]) == 0  # as many: nothing to do, no error
+
+
+def test_resume_moves_the_metrics_logged_after_its_checkpoint_aside(
+        run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = run / "metrics.jsonl"
+    first = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in first] == [1, 2, 3, 4]
+    assert main(["train", "--resume", str(run / "checkpoints" / "step-00000002"), *sets("train.steps=5")]) == 0
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]  # one record per step, not the abandoned 3 and 4 beside the new ones
+    aside = run / "metrics.superseded-after-step-00000002.jsonl"
+    assert [json.loads(line) for line in aside.read_text().splitlines()] == first[2:]  # kept, not lost
+    assert "moved to metrics.superseded-after-step-00000002.jsonl" in capsys.readouterr().err
+
+
+def test_set_aside_keeps_what_is_not_a_record(tmp_path: Path) -> None:
+    from ganforge.rundir import set_aside_after
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\nnot json\n{"step": 3}\n{"step": 4')  # a last line cut by a kill
+    aside = set_aside_after(log, 2)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\nnot json\n{"step": 4'  # an unreadable line stays
+    assert aside is not None and aside.read_text() == '{"step": 3}\n'
+    assert set_aside_after(log, 2) is None and set_aside_after(tmp_path / "none.jsonl", 0) is None
+
+
+def test_a_relative_set_path_is_recorded_absolute_and_resumes_from_anywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.datasets import load_digits
+
+    from PIL import Image
+
+    pictures = tmp_path / "work" / "pictures"
+    pictures.mkdir(parents=True)
+    for i, image in enumerate(load_digits().images[:32]):
+        Image.fromarray((image * 15).astype("uint8")).save(pictures / f"{i}.png")
+    monkeypatch.chdir(tmp_path / "work")
+    run = tmp_path / "run"
+    unconditional = ["--set", "generator.name=dcgan", "--set", "discriminator.name=dcgan"]  # the folder has no labels
+    assert main(["train", "--out", str(run), *unconditional, *sets(
+        "train.steps=2", "data.name=image-folder", "data.root=pictures", "data.resolution=16", "data.channels=1")]) == 0
+    assert load_config(run / "config.toml").data.params.root == str(pictures)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", str(run), *sets("train.steps=3")]) == 0
+
+
+def test_a_run_without_its_latest_pointer_names_its_checkpoints(run: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (run / "checkpoints" / "latest").unlink()
+    code, err = run_cli(["train", "--resume", str(run), *sets("train.steps=6")], capsys)
+    assert code == 2 and "has no latest pointer, but holds checkpoints (step-00000002, step-00000004)" in err
+    assert f"name one: {run / 'checkpoints' / 'step-00000004'}" in err
+    assert main(["train", "--resume", str(run / "checkpoints" / "step-00000004"), *sets("train.steps=6")]) == 0
+
+
 # -- 15. --resume takes a run or one of its checkpoints ---------------------------------------------------
 
 
