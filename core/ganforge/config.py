@@ -22,8 +22,10 @@ import copy
 import math
 import os
 import re
+import sys
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -36,6 +38,7 @@ from cattrs.errors import (
     ForbiddenExtraKeysError,
     IterableValidationError,
 )
+from cattrs.gen import make_dict_structure_fn
 
 from .errors import ConfigError, GanforgeError
 from .manager import PluginManager, get_plugin_manager
@@ -301,6 +304,39 @@ def make_converter(manager: PluginManager | None = None) -> cattrs.Converter:
     def is_choice(t: Any) -> bool:
         return isinstance(t, type) and issubclass(t, Choice) and t is not Choice
 
+    # a scalar where a table belongs, or a table where an array does, would reach cattrs' generated code
+    # and come out as Python's own TypeError ("argument of type 'int' is not iterable"): say what is expected
+    def is_table(t: Any) -> bool:
+        return attrs.has(t) and not is_choice(t)
+
+    def table_hook(cls: type) -> Callable[[Any, type], Any]:
+        inner: Callable[[Any, type], Any] = make_dict_structure_fn(cls, conv)
+
+        def structure_table(value: Any, _: type) -> Any:
+            if not isinstance(value, Mapping):
+                raise _ScalarTypeError(f"expected a table ([section] or {{ key = value }}), got {value!r}")
+            return inner(value, cls)
+        return structure_table
+
+    def is_tuple(t: Any) -> bool:
+        return typing.get_origin(t) is tuple
+
+    def structure_tuple(value: Any, t: Any) -> Any:
+        args = typing.get_args(t)
+        fixed = bool(args) and args[-1] is not Ellipsis
+        if isinstance(value, Mapping):
+            raise _ScalarTypeError("expected an array ([...], or [[section]] tables, one per item), got a table "
+                                   f"{dict(value)!r}")
+        if not isinstance(value, list | tuple):
+            raise _ScalarTypeError(f"expected {len(args) if fixed else 'an array of'} values in brackets, "
+                                   f"got {value!r}")
+        if fixed and len(value) != len(args):
+            raise _ScalarTypeError(f"expected {len(args)} values in brackets, got {len(value)}: {list(value)!r}")
+        return conv._structure_tuple(value, t)  # cattrs' own, with its per-item error paths
+
+    conv.register_structure_hook_factory(is_table, table_hook)
+    conv.register_structure_hook_func(is_tuple, structure_tuple)
+
     def structure_choice(value: Any, cls: type[Choice]) -> Choice:
         if isinstance(value, str):  # a bare name: the component with its defaults
             value = {"name": value}
@@ -377,8 +413,11 @@ def describe_errors(exc: BaseException) -> list[str]:
 # -- loading, merging, overriding ---------------------------------------------------------------
 
 
-def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "") -> dict[str, Any]:
-    """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged."""
+def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "",
+          dropped: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged. A component
+    section renamed by ``override`` starts afresh; ``dropped`` (when given) collects each such
+    section's name and the table it replaced."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         current = out.get(key)
@@ -386,6 +425,8 @@ def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "") ->
             renamed = value.get("name", current.get("name")) != current.get("name")
             if not _path and key in COMPONENT_SECTIONS and renamed:
                 out[key] = copy.deepcopy(dict(value))  # another plugin: the old params do not apply
+                if dropped is not None:
+                    dropped.append((key, current))
             else:
                 out[key] = merge(current, value, f"{_path}{key}.")
         else:
@@ -395,7 +436,10 @@ def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "") ->
 
 def parse_override(item: str) -> dict[str, Any]:
     """``'optim.g.lr=1e-4'`` -> ``{'optim': {'g': {'lr': 0.0001}}}``; values parse as TOML,
-    falling back to a bare string (``loss.name=wgan-gp``)."""
+    falling back to a bare string (``loss.name=wgan-gp``). A relative path setting (see
+    :func:`is_path_key`) is made absolute against the working directory, where the user typed it,
+    as a config file's are against the file's: the run's recorded config then means the same from
+    anywhere (a resume from another directory)."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -415,7 +459,8 @@ def parse_override(item: str) -> dict[str, Any]:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
-    return out
+    resolved: dict[str, Any] = resolve_paths(out, Path.cwd())
+    return resolved
 
 
 PATH_KEYS = ("root", "out", "direction")
@@ -468,7 +513,9 @@ def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = (),
                 manager: PluginManager | None = None) -> dict[str, Any]:
     """The raw config dict: embedded default, then the procedure's defaults (its paper's networks,
     losses and optimiser settings), then the file, then the overrides."""
+    overrides = list(overrides)
     layers = [read_toml(path)] if path is not None else []
+    sources = [str(path)] * len(layers) + [f"--set {item}" for item in overrides]
     layers += [parse_override(item) for item in overrides]
     raw = copy.deepcopy(DEFAULT_CONFIG)
     name = raw["procedure"]["name"]
@@ -477,8 +524,20 @@ def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = (),
         if isinstance(section, Mapping) and isinstance(section.get("name"), str):
             name = section["name"]
     raw = merge(raw, procedure_defaults(name, manager))
-    for layer in layers:
-        raw = merge(raw, layer)
+    for i, layer in enumerate(layers):
+        dropped: list[tuple[str, dict[str, Any]]] = []
+        raw = merge(raw, layer, dropped=dropped)
+        for key, table in dropped:
+            # the parameters an earlier layer of the user's gave the plugin this one replaces: said, not silently lost
+            given = {k: v for k, v in table.items() if k != "name"
+                     and any(isinstance(e.get(key), Mapping) and k in e[key] for e in layers[:i])
+                     and not any(isinstance(e.get(key), Mapping) and k in e[key] for e in layers[i:])}
+            if given:
+                shown = ", ".join(f"{k} = {v!r}" for k, v in given.items())
+                print(f"ganforge: warning: {sources[i]} replaces {key} {table.get('name')!r}, and with it the "
+                      f"parameters given for it ({shown}): a section's parameters belong to its plugin; give "
+                      f"them again (--set {key}.KEY=VALUE) where {key} {raw[key].get('name')!r} takes them",
+                      file=sys.stderr)
     return raw
 
 

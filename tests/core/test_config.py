@@ -184,7 +184,9 @@ def test_relative_paths_in_a_file_resolve_against_its_directory_and_overrides_ag
     assert load_config(recipes / "mine.toml").data.params.root == str(tmp_path / "pictures")
     assert load_config(Path("../recipes/mine.toml")).data.params.root == str(tmp_path / "pictures")
     overridden = load_config(recipes / "mine.toml", ["data.root=here"])
-    assert overridden.data.params.root == "here"  # a --set path stays relative to the working directory
+    # a --set path means the working directory's, and is recorded absolute: a resume from elsewhere finds it
+    assert overridden.data.params.root == str(elsewhere / "here")
+    assert load_config(None, ["data.name=image-folder", "data.root=/data/y"]).data.params.root == "/data/y"
     (recipes / "abs.toml").write_text('[data]\nname = "image-folder"\nroot = "/data/x"\n')
     assert load_config(recipes / "abs.toml").data.params.root == "/data/x"
 
@@ -201,3 +203,37 @@ def test_every_recipe_names_the_same_data_from_any_directory(monkeypatch: pytest
     mnist = [name for name, root in roots[REPO].items() if root and root.endswith("mnist")]
     assert mnist and all(roots[REPO][name] == str((REPO.parent / "shared" / "data" / "mnist").absolute())
                          for name in mnist)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train=5", "train: expected a table ([section] or { key = value }), got 5"),
+    ("optim.g.betas=[0.5]", "optim.g.betas: expected 2 values in brackets, got 1: [0.5]"),
+    ("optim.g.betas=0.5", "optim.g.betas: expected 2 values in brackets, got 0.5"),
+    ('regularizers={name="r1"}', "regularizers: expected an array ([...], or [[section]] tables, one per item), "
+                                 "got a table {'name': 'r1'}"),
+    ('regularizers=[{name="r1", gamma="x"}]', "regularizers[0].gamma: expected a finite number"),
+])
+def test_a_value_of_the_wrong_shape_is_named_with_what_was_expected(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert message in str(info.value) and "TypeError" not in str(info.value)
+    assert "ValueError" not in str(info.value)
+
+
+def test_the_right_shapes_still_structure() -> None:
+    config = load_config(None, ["optim.g.betas=[0.5, 0.9]", 'regularizers=[{name="r1", gamma=2.0}]'])
+    assert config.optim.g.betas == (0.5, 0.9) and config.regularizers[0].params.gamma == 2.0
+
+
+def test_renaming_a_section_says_which_of_the_users_parameters_it_drops(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text('[generator]\nname = "dcgan"\nlatent_dim = 16\nbase_channels = 8\n')
+    config = load_config(recipe, ["generator.name=cdcgan", "generator.latent_dim=16"])
+    err = capsys.readouterr().err
+    assert "--set generator.name=cdcgan replaces generator 'dcgan'" in err and "base_channels = 8" in err
+    assert "latent_dim" not in err  # given again for the new plugin: not lost
+    assert config.generator.params.latent_dim == 16 and config.generator.params.base_channels != 8
+    load_config(recipe, ["generator.latent_dim=32"])  # no rename: nothing to say
+    load_config(None, ["generator.name=dcgan"])  # drops only the embedded default's parameters: nothing to say
+    assert capsys.readouterr().err == ""
