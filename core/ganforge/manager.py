@@ -149,9 +149,10 @@ class PluginManager:
         if isinstance(exc, PluginError) and self.strict:
             raise exc
         error = f"{type(exc).__name__}: {exc}"
+        if self.strict:  # not skipped: the whole load fails
+            raise PluginError(f"{info.describe()} failed to load: {error} (GANFORGE_STRICT_PLUGINS is set, so a "
+                              "plugin that fails stops ganforge instead of being skipped)") from exc
         message = f"{info.describe()} failed to load and is skipped: {error}"
-        if self.strict:
-            raise PluginError(message + " (GANFORGE_STRICT_PLUGINS is set)") from exc
         self.failures.append(PluginFailure(plugin=info, error=error))
         warnings.warn(message, PluginLoadWarning, stacklevel=3)
 

@@ -214,6 +214,10 @@ def test_invert_reads_pngs_and_refuses_bad_input(runs, tmp_path: Path, capsys) -
          "--out", out], capsys)
     assert "expected a folder of .png files or a .npy file" in error_of(["invert", dc, str(tmp_path / "no"),
                                                                         "--out", out], capsys)
+    (tmp_path / "a-file").write_text("mine")  # refused before the optimisation runs, and left as it was
+    assert "is a file; expected a folder for reconstruction.png" in error_of(
+        ["invert", dc, str(ok), "--out", str(tmp_path / "a-file")], capsys)
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 def test_outputs_default_to_the_run_directory(runs, tmp_path: Path, capsys) -> None:
@@ -406,4 +410,11 @@ def test_sample_psi_and_mix_refuse_what_they_cannot_do(runs, tmp_path: Path, cap
     assert "--psi-modes: expected a number of modes in [1, 10000], got 0" in err
     err = error_of(["sample", str(runs["dcgan"]), "--psi", "0.5", "--psi-modes", "3", "--out", out], capsys)
     assert "--psi: generator 'dcgan' has no W space with a tracked average" in err
+    # interpolate's --psi as sample's, never silently ignored
+    err = error_of(["interpolate", str(runs["dcgan"]), "--psi", "0.5", "--out", out], capsys)
+    assert "--psi: generator 'dcgan' has no W space with a tracked average" in err
+    err = error_of(["interpolate", str(runs["stylegan"]), "--psi", "0.5", "--out", out], capsys)
+    assert "--psi 0.5: truncation applies to w, and --space z interpolates untruncated z" in err
     assert not (tmp_path / "x.png").exists()
+    assert main(["interpolate", str(runs["stylegan"]), "--psi", "0.5", "--space", "w", "--steps", "2", "--pairs",
+                 "1", "--out", out]) == 0

@@ -196,3 +196,37 @@ def test_callback_refuses_too_few_samples_before_training(tmp_path: Path) -> Non
     with pytest.raises(GanforgeError, match="kid needs at least 500 generated samples, got 100"):
         Trainer(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_refuses_an_out_directory_before_any_work(run: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "result.json").mkdir()
+    status = main(["eval", str(run), "--metrics", "fid", "-n", "10", "--real-samples", "10",
+                   "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "result.json")])
+    assert status == 2 and "is a directory; expected a file for the JSON result" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()  # refused before the reference features were computed
+
+
+def test_eval_refuses_a_translation_dataset_as_real_images(run: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["eval", str(run), "--metrics", "fid", "-n", "10", "--real-samples", "10",
+                   "--real", f"edges2mnist:{MNIST}", "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2 and "real dataset 'edges2mnist'" in err and "is not a set of images" in err
+    assert "Traceback" not in err
+
+
+def test_eval_warns_when_the_real_data_has_fewer_images_than_asked(run: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("L", (28, 28), 60 * i).save(folder / f"{i}.png")
+    status = main(["eval", str(run), "--metrics", "fid", "-n", "10", "--real-samples", "200",
+                   "--real", f"image-folder:{folder}", "--cache-dir", str(tmp_path / "cache")])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "has 3 images, fewer than the 200 asked for" in captured.err and "singular below" in captured.err
+    assert any("fewer than the 200" in w for w in json.loads(captured.out)["warnings"])

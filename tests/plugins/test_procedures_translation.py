@@ -98,6 +98,25 @@ def test_eval_and_sample_on_a_translation_run(mnist_root: Path, tmp_path: Path,
     assert result["protocol"]["procedure"] == "pix2pix"
     assert main(["sample", str(tmp_path / "run"), "--out", str(tmp_path / "s.png")]) == 2
     assert "translates images instead of sampling from a prior; use `ganforge translate" in capsys.readouterr().err
+    # the GAN metrics' options do not apply to a translation run: refused, not silently ignored
+    assert main(["eval", str(tmp_path / "run"), "--device", "cpu", "--metrics", "fid", "-n", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--metrics, -n: run" in err and "translates images (procedure 'pix2pix')" in err
+    # translate never writes over its inputs, nor two inputs onto one output
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("L", (16, 16), 40).save(inputs / name)
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    assert main(["translate", str(tmp_path / "run"), str(inputs), "--out", str(inputs)]) == 2
+    assert "is INPUT_DIR: the translations" in capsys.readouterr().err
+    Image.new("L", (16, 16), 200).convert("RGB").save(inputs / "a.jpg")
+    assert main(["translate", str(tmp_path / "run"), str(inputs), "--out", str(tmp_path / "out")]) == 2
+    assert "a.jpg and a.png -> a.png" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (inputs / "a.jpg").unlink()
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
+    assert main(["translate", str(tmp_path / "run"), str(inputs), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
 
 
 def test_pix2pix_without_the_adversarial_term_trains_the_generator_alone(mnist_root: Path, tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
                         ) -> dict[str, Any]:
     """Evaluate a run or checkpoint directory; returns ``{"metrics": ..., "protocol": ..., ...}``."""
     timer = Timer()
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "--device")
     trained = load_generator(checkpoint, device=device, manager=manager)
     spec = trained.spec
     if not spec.is_image:
@@ -162,7 +162,11 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
 
     def compute_reference() -> tuple[Tensor, tuple[int, ...], dict[str, Any]]:
         dataset = manager.get("dataset", name).factory(params)
-        images = dataset.images
+        images = getattr(dataset, "images", None)
+        if not isinstance(images, Tensor):  # a translation dataset yields pairs or domain-labelled images
+            raise GanforgeError(f"eval: real dataset {name!r} ({type(dataset).__name__}) is not a set of images "
+                                "the metrics can compare with the generator's samples; name an image dataset "
+                                "(mnist, cifar10, fashion-mnist, digits, image-folder)")
         if images.dim() != 4:
             raise GanforgeError(f"eval: real dataset {name!r} yields samples of shape {tuple(images.shape[1:])}, "
                                 "not images")
@@ -192,6 +196,12 @@ def evaluate_checkpoint(checkpoint: str | Path, config: EvalConfig, manager: Any
     check_counts(metrics, generated=config.num_samples, real=n_real)
     warnings, refusal = domain_problems(choice.name, extractor, reference.info, name,
                                         reference.shape[-1] if len(reference.shape) == 3 else None)
+    if n_real < config.real_samples:
+        warnings.append(f"the real data {name!r} has {n_real} images, fewer than the {config.real_samples} asked "
+                        "for (--real-samples): the metrics use all of them, and their estimates are the noisier"
+                        + (f"; FID's covariance of {reference.features.shape[1]}-d features is singular below "
+                           f"{reference.features.shape[1] + 1} images" if n_real <= reference.features.shape[1]
+                           else ""))
     trained_on = trained.config.data.name
     if name != trained_on:
         warnings.insert(0, f"the generator was trained on {trained_on!r} and the real data is {name!r}: the "
@@ -312,14 +322,24 @@ class Eval:
             config = attrs.evolve(config, **changes)
         except ValueError as exc:
             raise ConfigError(f"eval: {exc}") from None
-        run = load_run(args.checkpoint, device=config.device, manager=manager)
+        out = Path(args.out) if getattr(args, "out", None) else None
+        if out is not None and out.is_dir():  # refused before the work, not after it
+            raise ConfigError(f"--out {args.out!r} is a directory; expected a file for the JSON result")
+        run = load_run(args.checkpoint, device=resolve_device(config.device, "--device"), manager=manager)
         if run.samples_from_a_prior:
             result = evaluate_checkpoint(args.checkpoint, config, manager, real=getattr(args, "real", None))
         else:
+            given = [flag for flag, key in (("--metrics", "metrics"), ("--real", "real"), ("--extractor", "extractor"),
+                                            ("--split", "split"), ("-n", "num_samples"),
+                                            ("--real-samples", "real_samples"))
+                     if getattr(args, key, None) is not None]
+            if given:
+                raise ConfigError(f"{', '.join(given)}: run {args.checkpoint!r} translates images (procedure "
+                                  f"{run.procedure_name!r}); eval reports its procedure's own errors on the held-out "
+                                  "split of its data (test_l1, ...), which these options do not apply to")
             result = evaluate_procedure(run, manager)
         text = json.dumps(result, indent=2, sort_keys=False) + "\n"
-        if getattr(args, "out", None):
-            out = Path(args.out)
+        if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out, text)
         sys.stdout.write(text)

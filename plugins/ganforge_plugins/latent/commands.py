@@ -270,10 +270,15 @@ class Interpolate:
         seeds = parse_seeds(args.seeds) if getattr(args, "seeds", None) else None
         out = _out_path(args.out, (".png",)) if getattr(args, "out", None) else None
         gif = _out_path(args.gif, (".gif",), "--gif") if getattr(args, "gif", None) else None
-        trained = load_generator(args.checkpoint, device=resolve_device(config.device), manager=manager)
+        trained = load_generator(args.checkpoint, device=resolve_device(config.device, "--device"), manager=manager)
         out = out or run_dir(trained) / "latent" / "interpolate.png"
         gif = gif or out.with_suffix(".gif")
         _check_image_generator(trained, args.checkpoint)
+        if config.psi != 1.0:  # truncation moves w towards w_avg: a generator without them, or z ends, take none
+            trained.style_generator("--psi")
+            if config.space == "z":
+                raise ConfigError(f"--psi {config.psi}: truncation applies to w, and --space z interpolates "
+                                  "untruncated z; use --space w or w+ with --psi")
         frames = interpolation_frames(trained, config, class_index=getattr(args, "class_index", None), seeds=seeds)
         pairs, steps = frames.shape[:2]
         save_samples(frames.flatten(0, 1), out, nrow=steps)
@@ -405,7 +410,7 @@ class Edit:
         editor = build_editor(config.editor, manager, attribute=getattr(args, "attribute", None),
                               space=getattr(args, "space", None), direction=getattr(args, "direction", None),
                               params=list(getattr(args, "param", []) or []))
-        device = resolve_device(config.device)
+        device = resolve_device(config.device, "--device")
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
         trained = within_class(trained, getattr(args, "class_index", None), "edit")
@@ -574,12 +579,15 @@ class Invert:
         if getattr(args, "save_encoder", None):  # a bad file name is refused before any work
             _out_path(args.save_encoder, (".safetensors",), "--save-encoder")
         config = self.settings(args, manager)
-        device = resolve_device(config.device)
+        device = resolve_device(config.device, "--device")
         trained = load_generator(args.checkpoint, device=device, manager=manager)
         _check_image_generator(trained, args.checkpoint)
         trained = within_class(trained, getattr(args, "class_index", None), "invert")
         name = config.method.name
         out = Path(args.out) if getattr(args, "out", None) else run_dir(trained) / "latent" / f"invert-{name}"
+        if out.exists() and not out.is_dir():  # refused before the optimisation, not after it
+            raise ConfigError(f"--out {str(out)!r} is a file; expected a folder for reconstruction.png, "
+                              "latents.safetensors and inversion.json")
         g = trained.module
         space = config.space or ("w+" if "w+" in space_names(g) else "z")
         check_space(g, space)

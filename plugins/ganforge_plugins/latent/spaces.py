@@ -62,7 +62,9 @@ def check_space(generator: Any, space: str, *, field: str = "space") -> None:
     names = space_names(generator)
     if space not in names:
         needs = " (it needs a mapping network, as StyleGAN's)" if space in ("w", "w+") else ""
-        raise ConfigError(f"{field}: {type(unwrap(generator)).__name__} has no latent space {space!r}{needs}; "
+        module = unwrap(generator)
+        module = module.generator if isinstance(module, FixedClass) else module  # name the model, not the view
+        raise ConfigError(f"{field}: {type(module).__name__} has no latent space {space!r}{needs}; "
                           f"its latent spaces are {names}")
 
 

@@ -56,8 +56,22 @@ class Translate:
         if not folder.is_dir():
             raise DataError(f"INPUT_DIR: {str(folder)!r} is not a directory")
         paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-        images = _resize(load_images(paths, source.channels, None, what=str(folder)), source.resolution)
         out = Path(args.out)
+        # checked before anything is read or written: an output must never replace an input, nor another output
+        if out.resolve() == folder.resolve():
+            raise ConfigError(f"--out {args.out!r} is INPUT_DIR: the translations (PNG, the inputs' names) would "
+                              "replace the images they come from; choose another folder")
+        by_stem: dict[str, list[str]] = {}
+        for p in paths:
+            by_stem.setdefault(p.stem, []).append(p.name)
+        clashes = [names for names in by_stem.values() if len(names) > 1]
+        if clashes:
+            shown = "; ".join(f"{' and '.join(names)} -> {Path(names[0]).stem}.png" for names in clashes[:3])
+            raise DataError(f"INPUT_DIR {str(folder)!r}: images that differ only in their extension would be "
+                            f"written to one file ({shown}); rename them")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {args.out!r} is a file; expected a folder for the translated images")
+        images = _resize(load_images(paths, source.channels, None, what=str(folder)), source.resolution)
         with torch.no_grad():
             for i in range(0, len(images), self.config.batch_size):
                 x = images[i:i + self.config.batch_size].to(device)
