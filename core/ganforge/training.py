@@ -268,10 +268,39 @@ class Trainer:
 
     def load_weights_from(self, checkpoint: ckpt.Checkpoint) -> None:
         """Weights only (``--init-from``): a new run that starts from another run's networks."""
-        for name, net in self.networks().items():
-            # a source run without a moving average seeds ours from the network itself
-            missing_ema = name.endswith("_ema") and name not in checkpoint.weights
-            ckpt.load_weights(net, checkpoint, name.removesuffix("_ema") if missing_ema else name)
+        try:
+            for name, net in self.networks().items():
+                # a source run without a moving average seeds ours from the network itself
+                missing_ema = name.endswith("_ema") and name not in checkpoint.weights
+                ckpt.load_weights(net, checkpoint, name.removesuffix("_ema") if missing_ema else name)
+        except CheckpointError as exc:
+            differ = self._network_settings_differ(checkpoint)
+            if not differ:
+                raise CheckpointError(f"--init-from: {exc}") from None
+            detail = str(exc)
+            raise CheckpointError(f"--init-from {checkpoint.path}: its run and this one differ in the settings that "
+                                  f"shape the networks: {differ}; its weights do not fit these networks "
+                                  f"({detail[:240]}{'...' if len(detail) > 240 else ''})") from None
+
+    def _network_settings_differ(self, checkpoint: ckpt.Checkpoint) -> str:
+        """The settings that shape the networks where ``checkpoint``'s run and this one differ, for the
+        error (empty when its config cannot be read or nothing there differs)."""
+        import tomllib
+
+        from .config import flatten, structure, to_dict
+
+        try:
+            theirs = flatten(to_dict(structure(tomllib.loads(checkpoint.config_toml), self.manager), self.manager))
+        except (GanforgeError, tomllib.TOMLDecodeError):
+            return ""
+        ours = flatten(to_dict(self.config, self.manager))
+        shaping = ("generator.", "discriminator.", "procedure.", "data.name", "data.resolution", "data.channels")
+        changed = sorted(k for k in theirs.keys() | ours.keys()
+                         if k.startswith(shaping) and theirs.get(k) != ours.get(k))
+        if not changed:
+            return ""
+        shown = ", ".join(f"{k} ({theirs.get(k)!r} there, {ours.get(k)!r} here)" for k in changed[:6])
+        return shown + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
 
     def load_training_state(self, checkpoint: ckpt.Checkpoint) -> None:
         """Continue exactly where ``checkpoint`` left off (weights, optimisers, RNGs, data order)."""

@@ -158,6 +158,20 @@ def test_init_from_copies_weights_only(tmp_path: Path) -> None:
     assert distance(after.weights["generator"]) < 0.1 * distance(fresh)
 
 
+def test_init_from_another_architecture_names_the_settings_that_differ(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "first"
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    assert main(["train", "--out", str(first), *sets]) == 0
+    capsys.readouterr()
+    code = main(["train", "--out", str(tmp_path / "second"), "--init-from", str(first), *sets,
+                 "--set", "generator.base_channels=16"])
+    err = capsys.readouterr().err
+    assert code == 2 and "differ in the settings that shape the networks: generator.base_channels (8 there, " \
+        "16 here)" in err
+    assert not (tmp_path / "second").exists()
+
+
 def test_resume_and_init_from_exclude_each_other(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--resume", str(tmp_path), "--init-from", str(tmp_path)]) == 2
     assert "--resume and --init-from exclude each other" in capsys.readouterr().err
