@@ -97,6 +97,9 @@ def test_edit_grid_scores_and_saved_direction(runs, tmp_path: Path, capsys) -> N
     err = error_of(["edit", str(runs["dcgan"]), "--editor", "ganspace", "--attribute", "ink", "--out", str(again)],
                    capsys)
     assert "--attribute: editor 'ganspace' has no 'attribute' setting" in err
+    # named by the option, not by the field an editor's --param num_samples shares
+    assert "edit --num-samples: must be >= 1" in error_of(["edit", str(runs["dcgan"]), "-n", "0", "--out", str(again)],
+                                                          capsys)
     assert "--param 'bogus=1': expected KEY=VALUE" in error_of(
         ["edit", str(runs["dcgan"]), "--param", "bogus=1", "--out", str(again)], capsys)
 

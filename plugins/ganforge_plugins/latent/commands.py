@@ -82,9 +82,14 @@ def _changes(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
 
 
 def _evolve(config: Any, changes: dict[str, Any], who: str) -> Any:
+    """``config`` with the command-line options ``changes``; a bad one is named by its option (``--num-samples``),
+    not by the config field, which an editor's ``--param`` may share."""
     try:
         return attrs.evolve(config, **changes)
     except ValueError as exc:
+        m = re.match(r"'(\w+)' (.*)", str(exc), re.S)
+        if m and m[1] in changes:
+            raise ConfigError(f"{who} --{m[1].replace('_', '-')}: {m[2]}") from None
         raise ConfigError(f"{who}: {exc}") from None
 
 
