@@ -244,10 +244,15 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     try:
         state = torch.load(ckpt / STATE, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0]
+        # torch's weights-only unpickler names the GLOBAL (a class or function) it refuses to import;
+        # anything else it stumbles on ("Unsupported operand") is bytes that are no pickle at all
+        refused = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
+        if refused is None:
+            raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated (not a readable "
+                                  "training state)") from None
         raise CheckpointError(
             f"checkpoint {ckpt}: {STATE} holds more than tensors and plain data, and ganforge "
-            f"never unpickles code; refusing to load it ({first})"
+            f"never unpickles code; refusing to load it ({refused[:200]})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated ({exc})") from None
