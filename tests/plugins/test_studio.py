@@ -331,6 +331,23 @@ def test_bad_requests_get_a_sentence_naming_the_field(served) -> None:
     assert status == 400 and "nope" in json.loads(body)["error"]
     status, body = get(served.url + "/api/exports/..%2F..%2Fconfig.toml")
     assert status == 404
+    # values past what the engine takes are a 400 naming them, not a 500 from inside torch
+    for path, request, field in (
+            ("/api/grid", {"seed": 2**64}, "seed"),
+            ("/api/render", {"state": {"seed": 2**63}}, "seed"),
+            ("/api/render", {"state": {"mix": {"seed": 2**64}}}, "seed"),
+            ("/api/export/strip", {"state": {}, "slider": "ganspace:all#0", "alphas": [25]}, "alphas"),
+            ("/api/fit", {"key": "interfacegan:ink@w", "class_index": True}, "class_index")):
+        status, body, _ = post(served.url + path, request)
+        assert status == 400 and field in json.loads(body)["error"], (path, body)
+    status, body, _ = post(served.url + "/api/render", {"state": {"seed": 2**63 - 1}})
+    assert status == 200  # the largest seed torch takes
+    status, body = get(served.url + "/api/directions?class_index=--3")
+    assert status == 400 and "class_index" in json.loads(body)["error"]
+    digit = png(np.zeros((16, 16), np.uint8))
+    for steps in ("99999999999999999999999", "0", "100001"):  # the one worker may not be held for days
+        status, body, _ = post(served.url + f"/api/invert?name=e.png&method=optimise&steps={steps}", None, raw=digit)
+        assert status == 400 and "steps: expected a whole number of steps in [1, 100000]" in json.loads(body)["error"]
 
 
 def test_two_tabs_at_once_each_get_their_own_image(served, studio) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ganforge_plugins.studio.engine import (
+    MAX_INVERT_STEPS,
     MAX_UPLOAD_BYTES,
     GridRequest,
     InterpolationRequest,
@@ -97,7 +99,7 @@ def class_of(request: Request) -> int | None:
     value = request.query_params.get("class_index", "")
     if value in ("", "null"):
         return None
-    if not value.lstrip("-").isdigit():
+    if not re.fullmatch(r"-?[0-9]{1,9}", value):
         raise GanforgeError(f"class_index: expected a class index, got {value!r}")
     return int(value)
 
@@ -129,7 +131,7 @@ def create_app(studio: Studio) -> Starlette:
         if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
             raise GanforgeError("fit: expected {\"key\": DIRECTION, \"class_index\": K or null}")
         class_index = raw.get("class_index")
-        if class_index is not None and not isinstance(class_index, int):
+        if class_index is not None and (not isinstance(class_index, int) or isinstance(class_index, bool)):
             raise GanforgeError(f"fit.class_index: expected a class index or null, got {class_index!r}")
         job, joined = await run_in_threadpool(studio.fit, raw["key"], class_index)
         return JSONResponse({"job": job, "joined": joined})
@@ -144,8 +146,9 @@ def create_app(studio: Studio) -> Starlette:
         name = request.query_params.get("name") or "upload"
         method = request.query_params.get("method") or "hybrid"
         steps_text = request.query_params.get("steps", "")
-        if steps_text and not steps_text.isdigit():
-            raise GanforgeError(f"steps: expected a whole number of steps, got {steps_text!r}")
+        if steps_text and not (re.fullmatch(r"[0-9]{1,9}", steps_text) and 1 <= int(steps_text) <= MAX_INVERT_STEPS):
+            raise GanforgeError(f"steps: expected a whole number of steps in [1, {MAX_INVERT_STEPS}], "
+                                f"got {steps_text[:40]!r}")
         data = await read_body(request, MAX_UPLOAD_BYTES)
         job = await run_in_threadpool(studio.invert, data, name, method=method,
                                       steps=int(steps_text) if steps_text else None, class_index=class_of(request))

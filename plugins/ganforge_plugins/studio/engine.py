@@ -75,6 +75,9 @@ MAX_GRID = 64
 MAX_STRIP = 33
 FIT_SEED = 1  # `ganforge edit`'s fit seed at its default --seed 0: a studio fit is the command's default fit
 MAX_LATENTS = 512  # inverted latents kept in memory (oldest dropped first)
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+MAX_ALPHA = 20.0  # a slider's range, and a strip's
+MAX_INVERT_STEPS = 100_000  # the one worker runs jobs in turn: a request may not hold it for days
 
 
 # -- what a request says (structured with the one converter, so a bad field is named) -----------------
@@ -82,21 +85,21 @@ MAX_LATENTS = 512  # inverted latents kept in memory (oldest dropped first)
 
 @attrs.frozen(kw_only=True)
 class Mix:
-    seed: int = attrs.field(validator=v.ge(0))
+    seed: int = attrs.field(validator=[v.ge(0), v.le(MAX_SEED)])
     layers: tuple[str, ...] = attrs.field(default=("coarse",), converter=tuple)  # of coarse / middle / fine / a:b
 
 
 @attrs.frozen(kw_only=True)
 class SliderValue:
     slider: str  # a direction's key, "#k" after it for a component of a multi-component editor
-    alpha: float = attrs.field(validator=[v.ge(-20.0), v.le(20.0)])
+    alpha: float = attrs.field(validator=[v.ge(-MAX_ALPHA), v.le(MAX_ALPHA)])
 
 
 @attrs.frozen(kw_only=True)
 class State:
     """One tab's current image: where its latent comes from and what is done to it."""
 
-    seed: int = attrs.field(default=0, validator=v.ge(0))
+    seed: int = attrs.field(default=0, validator=[v.ge(0), v.le(MAX_SEED)])
     latent: str = ""  # an inverted latent's id, instead of the seed
     class_index: int | None = None  # for a class-conditional generator
     psi: float = attrs.field(default=1.0, validator=[v.ge(-1.0), v.le(2.0)])
@@ -106,7 +109,7 @@ class State:
 
 @attrs.frozen(kw_only=True)
 class GridRequest:
-    seed: int = attrs.field(default=0, validator=v.ge(0))
+    seed: int = attrs.field(default=0, validator=[v.ge(0), v.le(MAX_SEED)])
     count: int = attrs.field(default=16, validator=[v.ge(1), v.le(MAX_GRID)])
     class_index: int | None = None
     psi: float = attrs.field(default=1.0, validator=[v.ge(-1.0), v.le(2.0)])
@@ -122,6 +125,9 @@ class StripRequest:
     def _check(self, attribute: Any, value: tuple[float, ...]) -> None:
         if not 1 <= len(value) <= MAX_STRIP:
             raise ValueError(f"alphas: expected 1 to {MAX_STRIP} strengths, got {len(value)}")
+        outside = [a for a in value if not -MAX_ALPHA <= a <= MAX_ALPHA]
+        if outside:
+            raise ValueError(f"alphas: expected strengths in [-{MAX_ALPHA:g}, {MAX_ALPHA:g}], got {outside[:3]}")
 
 
 @attrs.frozen(kw_only=True)
