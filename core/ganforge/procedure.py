@@ -40,7 +40,9 @@ The contract in full:
 
 A procedure's factory may carry ``defaults``: raw config sections (``generator``, ``loss``,
 ``train``, ``optim`` ...) merged under the user's file, so that a recipe states only what differs
-from its paper.
+from its paper. A procedure may also say whose updates it hands penalty contexts to, ``penalises``
+(``("d", "g")`` when absent; ``("d",)`` for pix2pix, CycleGAN and StarGAN, whose generators have
+their own terms): a configured penalty on another side would never run, so the loop refuses it.
 """
 
 from __future__ import annotations

@@ -367,7 +367,9 @@ class Callback(Protocol):
     """Runs every ``every`` generator steps during training, and once more at the end.
 
     ``__call__(run)`` returns scalars to log with the losses (``{"fid": 12.3}``) or an empty mapping.
-    A callback must not change the networks; the engine times it apart from the training step.
+    A callback must not change the networks; the engine times it apart from the training step. A
+    callback may also define ``check(run)``, called once the run is built and before anything is
+    written, to refuse a run it cannot serve (raising :class:`ganforge.ConfigError`).
     """
 
     every: int

@@ -118,6 +118,13 @@ class Trainer:
             self.stopped_by: int | None = None  # the signal that ended fit() early, if one did
             self.resumed_from: Path | None = None
             self.loggers: Loggers | None = None
+            for i, (choice, callback) in enumerate(zip(config.callbacks, self.callbacks, strict=True)):
+                check = getattr(callback, "check", None)  # optional: refuse a run it cannot serve, now
+                if callable(check):
+                    try:
+                        check(self)
+                    except GanforgeError as exc:
+                        raise ConfigError(f"callbacks[{i}] {choice.name!r}: {exc}") from None
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -144,10 +151,25 @@ class Trainer:
                     f"regularizers[{i}].name: {choice.name!r} needs class labels, but dataset "
                     f"{self.config.data.name!r} is unlabelled; choose a labelled dataset or drop the regularizer"
                 )
-            key = "d" if reg.target == "discriminator" else "g"
+            where = f"regularizers[{i}].name: {choice.name!r}"
+            target = getattr(reg, "target", None)
+            if target not in ("generator", "discriminator"):
+                raise ConfigError(f"{where}: the plugin's target is {target!r}; a regularizer targets 'generator' "
+                                  "or 'discriminator' (the network whose update it joins)")
+            every = getattr(reg, "every", 1)
+            if isinstance(reg, Penalty) and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+                raise ConfigError(f"{where}: the penalty's every is {every!r}; expected a whole number of updates >= 1")
+            key = "d" if target == "discriminator" else "g"
+            procedure = self.config.procedure.name
             if key not in {r.optimizer for r in self.roles.values()}:
-                raise ConfigError(f"regularizers[{i}].name: {choice.name!r} targets the {reg.target}, which procedure "
-                                  f"{self.config.procedure.name!r} does not train")
+                raise ConfigError(f"{where} targets the {target}, which procedure {procedure!r} does not train")
+            # a procedure says whose updates it hands penalty contexts to; a penalty on another side would
+            # never be evaluated, so it is refused rather than silently left out
+            penalises = tuple(getattr(self.procedure, "penalises", ("d", "g")))
+            if isinstance(reg, Penalty) and key not in penalises:
+                sides = " and ".join({"d": "discriminator", "g": "generator"}[k] for k in penalises) or "no network"
+                raise ConfigError(f"{where} penalises the {target}, but procedure {procedure!r} applies penalties "
+                                  f"to the {sides} only; drop it or choose a {sides} penalty")
             if isinstance(reg, Penalty):
                 penalties[key].append((choice.name, reg))
             if isinstance(reg, Constraint):

@@ -64,14 +64,14 @@ class Payload:
 def test_a_pickle_carrying_code_is_refused(tmp_path: Path) -> None:
     path = save(tmp_path, 1, nn.Linear(2, 2))
     torch.save({"step": 1, "evil": Payload()}, path / "state.pt")
-    with pytest.raises(CheckpointError, match="never unpickles code; refusing to load it .*GLOBAL .*system"):
+    with pytest.raises(CheckpointError, match=r"never unpickles code; refusing to load it .*GLOBAL .*system"):
         load_checkpoint(path)
 
 
 def test_bytes_that_are_no_pickle_are_called_corrupt_not_code(tmp_path: Path) -> None:
     path = save(tmp_path, 1, nn.Linear(2, 2))
     (path / "state.pt").write_bytes(b"garbage, not a training state")
-    with pytest.raises(CheckpointError, match="state.pt is corrupt or truncated") as info:
+    with pytest.raises(CheckpointError, match=r"state\.pt is corrupt or truncated") as info:
         load_checkpoint(path)
     assert "unpickles code" not in str(info.value)
 

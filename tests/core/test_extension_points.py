@@ -54,6 +54,46 @@ PLUGIN = """
             assert x.shape[0] == self.n and not x.requires_grad
             return {"sample_mean": float(x.mean())}
 
+    class Picky:
+        '''Refuses every run when it is built.'''
+        every = 1
+        def __init__(self, config):
+            pass
+        def check(self, run):
+            from ganforge import ConfigError
+            raise ConfigError(f"cannot judge {run.config.data.name!r}")
+        def __call__(self, run):
+            raise AssertionError("never called: check() refused the run")
+
+    @attrs.frozen(kw_only=True)
+    class NoConfig:
+        pass
+
+    class Sideways:
+        '''A penalty whose target is neither network.'''
+        target = "both"
+        every = 1
+        needs_labels = False
+        def __init__(self, config):
+            pass
+        def penalty(self, ctx):
+            return ctx.real.sum() * 0
+
+    class Never:
+        '''A penalty due every 0 updates.'''
+        target = "discriminator"
+        every = 0
+        needs_labels = False
+        def __init__(self, config):
+            pass
+        def penalty(self, ctx):
+            return ctx.real.sum() * 0
+
+    @hookimpl
+    def ganforge_register_regularizers(register):
+        register("sideways", Sideways, NoConfig)
+        register("never", Never, NoConfig)
+
     @hookimpl
     def ganforge_register_commands(register):
         register("echo", Echo, EchoConfig)
@@ -61,6 +101,7 @@ PLUGIN = """
     @hookimpl
     def ganforge_register_callbacks(register):
         register("sample-mean", SampleMean, MeanConfig)
+        register("picky", Picky, NoConfig)
 """
 
 
@@ -117,3 +158,16 @@ def test_progressive_networks_are_told_the_image_count_before_every_update(tmp_p
     trainer.train_step()
     trainer.train_step()
     assert seen == [0, 8, 16, 16, 24, 32]  # D, D, G per iteration; G updates count no real images
+
+
+def test_a_callback_check_and_a_malformed_penalty_are_refused_when_the_run_is_built(
+        manager: PluginManager, tmp_path: Path) -> None:
+    for override, message in (('callbacks=[{name = "picky"}]', "callbacks[0] 'picky': cannot judge 'digits'"),
+                              ('regularizers=[{name = "sideways"}]', "the plugin's target is 'both'; a regularizer "
+                                                                     "targets 'generator' or 'discriminator'"),
+                              ('regularizers=[{name = "never"}]', "the penalty's every is 0; expected a whole number "
+                                                                  "of updates >= 1")):
+        with pytest.raises(ConfigError) as info:
+            Trainer(load_config(None, [*TINY, override], manager), tmp_path / "run", manager=manager)
+        assert message in str(info.value)
+    assert not (tmp_path / "run").exists()

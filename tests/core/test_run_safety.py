@@ -394,9 +394,8 @@ def test_set_aside_keeps_what_is_not_a_record(tmp_path: Path) -> None:
 
 def test_a_relative_set_path_is_recorded_absolute_and_resumes_from_anywhere(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sklearn.datasets import load_digits
-
     from PIL import Image
+    from sklearn.datasets import load_digits
 
     pictures = tmp_path / "work" / "pictures"
     pictures.mkdir(parents=True)

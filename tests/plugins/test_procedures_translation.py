@@ -222,7 +222,16 @@ def test_bad_configs_are_refused_before_training(mnist_root: Path, tmp_path: Pat
     with pytest.raises(DataError, match="unpaired folders"):
         trainer("pix2pix", mnist_root, tmp_path / "f", "data.name=aligned", f"data.root={json.dumps(str(tmp_path))}",
                 "data.test_split=\"none\"")
-    assert not any((tmp_path / name).exists() for name in "abcdef")
+    # a generator penalty a translation procedure would never evaluate, and a callback that cannot judge
+    # its data, are refused when the run is built (the first ran silently, the second failed at step 1)
+    with pytest.raises(ConfigError, match=r"'path-length' penalises the generator, but procedure 'cyclegan' "
+                                          r"applies penalties to the discriminator only"):
+        trainer("cyclegan", mnist_root, tmp_path / "g", 'regularizers=[{name = "path-length"}]')
+    with pytest.raises(ConfigError, match=r"callbacks\[0\] 'eval': it compares the generator's samples with the "
+                                          r"training images, and dataset 'edges2mnist' \(procedure 'pix2pix'\)"):
+        trainer("pix2pix", mnist_root, tmp_path / "h", 'callbacks=[{name = "eval", metrics = ["fid"]}]')
+    assert trainer("pix2pix", mnist_root, tmp_path / "i", 'regularizers=[{name = "r1"}]').config.regularizers
+    assert not any((tmp_path / name).exists() for name in "abcdefgh")
 
 
 def test_a_cycle_term_is_swapped_from_the_config_alone(mnist_root: Path, tmp_path: Path) -> None:

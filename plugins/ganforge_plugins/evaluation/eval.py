@@ -381,13 +381,25 @@ class EvalCallback:
         check_counts(self.metrics, generated=config.num_samples, real=config.real_samples)  # before training
         self._ready = False
 
+    def check(self, run: Any) -> None:
+        """Refuse, when the run is built and before anything is written, a run this callback cannot
+        judge: training data that is not one set of images, or an extractor that cannot read them."""
+        images, spec = getattr(run.dataset, "images", None), getattr(run.dataset, "spec", None)
+        if not isinstance(images, Tensor) or images.dim() != 4 or spec is None or not spec.is_image:
+            hint = ("; a translation procedure logs its own held-out errors with each preview (`ganforge eval "
+                    "RUN` reports them)" if run.config.procedure.name != "gan" else "")
+            raise ConfigError(f"it compares the generator's samples with the training images, and dataset "
+                              f"{run.config.data.name!r} (procedure {run.config.procedure.name!r}) is not one set "
+                              f"of images{hint}")
+        self.choice, self.extractor = build_extractor(self.config.extractor, self._manager,
+                                                      dataset_name=run.config.data.name, spec=spec, device=run.device)
+        check_extractor(self.metrics, self.choice.name, self.extractor, spec.shape)
+
     def _setup(self, run: Any) -> None:
         manager = self._manager
         c = self.config
-        spec = run.dataset.spec
-        self.choice, self.extractor = build_extractor(c.extractor, manager, dataset_name=run.config.data.name,
-                                                      spec=spec, device=run.device)
-        check_extractor(self.metrics, self.choice.name, self.extractor, spec.shape)
+        if not hasattr(self, "extractor"):  # check() ran when the trainer was built, unless called directly
+            self.check(run)
         images = run.dataset.images
         chosen = images[subset(len(images), c.real_samples, c.seed)]
         real_protocol = {"dataset": "the run's training data", "content_sha256": tensor_sha256(chosen),

@@ -66,6 +66,7 @@ class CycleGANConfig:
 class CycleGAN:
     """Zhu et al. 2017: G: X -> Y and F: Y -> X with cycle consistency, LSGAN, pools of 50 fakes."""
 
+    penalises = ("d",)  # penalty contexts go to the discriminators' updates; the generator's has its own terms
     defaults: Mapping[str, Any] = {
         "generator": {"name": "resnet-generator", "n_blocks": 9},
         "discriminator": {"name": "patchgan", "norm": "instance-norm"}, "loss": {"name": "lsgan"},

@@ -50,6 +50,7 @@ class Pix2PixConfig:
 class Pix2Pix(Stateless):
     """Isola et al. 2017: a U-Net G and a PatchGAN D on (source, target) pairs, L_cGAN + 100 L1."""
 
+    penalises = ("d",)  # penalty contexts go to the discriminators' updates; the generator's has its own terms
     defaults: Mapping[str, Any] = {
         "generator": {"name": "unet"}, "discriminator": {"name": "patchgan"}, "loss": {"name": "non-saturating"},
         **paper_schedule(2e-4, batch_size=1),

@@ -70,6 +70,7 @@ class StarGANConfig:
 class StarGAN(Stateless):
     """Choi et al. 2018: one G(x, c) for every domain, a discriminator with a domain classifier, WGAN-GP."""
 
+    penalises = ("d",)  # penalty contexts go to the discriminators' updates; the generator's has its own terms
     defaults: Mapping[str, Any] = {
         "generator": {"name": "stargan"}, "discriminator": {"name": "stargan"}, "loss": {"name": "wgan"},
         "regularizers": [{"name": "wgan-gp", "weight": 10.0}],
