@@ -225,6 +225,18 @@ GROWING_RUN = [
 ]
 
 
+def test_generator_and_discriminator_must_grow_on_one_schedule(tmp_path: Path) -> None:
+    assert Trainer(load_config(None, [*GROWING_RUN, "train.steps=1"]), tmp_path / "same").config  # the same: built
+    with pytest.raises(ConfigError, match=r"discriminator\.fade_images: 16, but the generator's is 32"):
+        Trainer(load_config(None, [*GROWING_RUN, "discriminator.fade_images=16"]), tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"discriminator\.progressive: the generator grows progressively and the "
+                                          r"discriminator does not"):
+        Trainer(load_config(None, [*GROWING_RUN, "discriminator.progressive=false"]), tmp_path / "b")
+    with pytest.raises(ConfigError, match=r"generator\.progressive: the discriminator grows progressively"):
+        Trainer(load_config(None, [*GROWING_RUN, "generator.name=dcgan", "generator.latent_dim=8"]), tmp_path / "c")
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
 def test_a_run_resumed_mid_fade_continues_the_same_schedule_bit_identically(tmp_path: Path) -> None:
     straight = Trainer(load_config(None, [*GROWING_RUN, "train.steps=4"]), tmp_path / "straight")
     straight.fit()

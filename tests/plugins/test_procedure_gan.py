@@ -129,3 +129,17 @@ def test_the_procedure_is_a_registered_component_named_in_the_config(tmp_path: P
     assert trainer.roles["generator"].optimizer == "g" and trainer.roles["discriminator"].optimizer == "d"
     with pytest.raises(Exception, match=r"procedure\.name: unknown procedure 'gam'.*did you mean 'gan'"):
         load_config(None, [*TINY, "procedure.name=gam"])
+
+
+@pytest.mark.parametrize(("generator", "discriminator", "warned"), [
+    ("cdcgan", "dcgan", "the generator is class-conditional and the discriminator is not"),
+    ("dcgan", "cdcgan", "the discriminator is class-conditional and the generator is not"),
+    ("cdcgan", "cdcgan", None),
+])
+def test_a_conditional_network_beside_an_unconditional_one_is_warned_of(
+        generator: str, discriminator: str, warned: str | None, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Trainer(load_config(None, [f"generator.name={generator}", f"discriminator.name={discriminator}", *TINY]),
+            tmp_path / "run")
+    err = capsys.readouterr().err
+    assert (warned in err) if warned else "class-conditional" not in err

@@ -12,6 +12,7 @@ its fakes for the labels of a real batch, so fake labels follow the data's class
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,13 @@ class GAN:
             which = "generator" if self.g_conditional else "discriminator"
             raise ConfigError(f"data.name: the dataset is unlabelled, but the {which} is conditional and needs labels")
         self.num_classes = spec.num_classes if self.g_conditional else None
+        if self.g_conditional != self.d_conditional:  # trains, but the labels teach the generator nothing
+            conditional, other = (("generator", "discriminator") if self.g_conditional
+                                  else ("discriminator", "generator"))
+            print(f"ganforge: warning: the {conditional} is class-conditional and the {other} is not: no loss ties "
+                  "a generated sample to a label (a class asked of the generator with sample --class is not "
+                  "learned); make both conditional (such as cdcgan and cdcgan) or neither", file=sys.stderr)
+        _check_one_growth_schedule(generator, discriminator)
         return {"generator": Network(module=generator, optimizer="g", ema=True),
                 "discriminator": Network(module=discriminator, optimizer="d")}
 
@@ -124,3 +132,28 @@ class GAN:
 @hookimpl
 def ganforge_register_procedures(register):
     register("gan", GAN, GANConfig)
+
+
+GROWTH_FIELDS = ("start_resolution", "fade_images", "stabilize_images")
+
+
+def _check_one_growth_schedule(generator: torch.nn.Module, discriminator: torch.nn.Module) -> None:
+    """Progressive growing (PGGAN section 2) grows G and D together, one resolution at a time: refuse a
+    pair where only one grows (D would see full-detail real images beside upsampled fakes) or where
+    their schedules (the networks' ``growth``) differ."""
+    grows = {"generator": bool(getattr(generator, "progressive", False)),
+             "discriminator": bool(getattr(discriminator, "progressive", False))}
+    if not any(grows.values()):
+        return
+    if not all(grows.values()):
+        still = next(k for k, v in grows.items() if not v)
+        raise ConfigError(f"{still}.progressive: the {'discriminator' if still == 'generator' else 'generator'} "
+                          f"grows progressively and the {still} does not; PGGAN grows both on one schedule (a "
+                          f"growing {still}, such as 'pggan', with progressive = true and the same "
+                          f"{', '.join(GROWTH_FIELDS)})")
+    g, d = getattr(generator, "growth", None), getattr(discriminator, "growth", None)
+    for field in GROWTH_FIELDS:
+        if g is not None and d is not None and getattr(g, field, None) != getattr(d, field, None):
+            raise ConfigError(f"discriminator.{field}: {getattr(d, field)!r}, but the generator's is "
+                              f"{getattr(g, field)!r}; progressive growing moves both networks to the next "
+                              "resolution together, so their schedules must be the same")
