@@ -308,6 +308,12 @@ def test_lab_command_reports_bad_settings_before_training(tmp_path: Path, subpro
     assert done.returncode == 2 and "'digits' is not a 2-D mixture" in done.stderr
     done = _lab(["--out", str(tmp_path / "x"), "--combinations", "nope"], subprocess_env, tmp_path)
     assert done.returncode == 2 and "--combinations: unknown nope" in done.stderr
+    # a name twice would train one run twice (and count it twice in a median): a sentence, not a traceback
+    for argv, field in ((["--combinations", "gan,gan"], "combinations"), (["--datasets", "ring8,ring8"], "datasets"),
+                        (["--set", "seeds=[0,0]"], "seeds")):
+        done = _lab(["--out", str(tmp_path / "x"), *argv], subprocess_env, tmp_path)
+        assert done.returncode == 2 and f"{field}" in done.stderr and "more than once" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -150,9 +150,13 @@ class LabConfig:
     combinations: tuple[Combination, ...] = attrs.field(default=DEFAULT_COMBINATIONS, validator=v.min_len(1))
 
     def __attrs_post_init__(self) -> None:
-        names = [c.name for c in self.combinations]
-        if len(set(names)) != len(names):
-            raise ValueError(f"'combinations' must have distinct names (got {names})")
+        # a name twice would train one run twice and count it twice in a median, or make two columns of one
+        for field, names in (("combinations", [c.name for c in self.combinations]), ("datasets", list(self.datasets)),
+                             ("seeds", list(self.seeds))):
+            twice = sorted({n for n in names if names.count(n) > 1}, key=str)
+            if twice:
+                raise ValueError(f"'{field}' must be distinct, got {', '.join(map(str, twice))} more than once "
+                                 f"(in {names})")
 
 
 # -- composing run configs ----------------------------------------------------------------------
@@ -486,6 +490,12 @@ class LabCommand:
                             help="train only these combinations, by name")
 
     def _selected(self, args: argparse.Namespace) -> LabConfig:
+        try:
+            return self._select(args)
+        except ValueError as exc:  # a validator of LabConfig, named by the option that fed it
+            raise ConfigError(f"lab: {exc}") from None
+
+    def _select(self, args: argparse.Namespace) -> LabConfig:
         lab = self.config
         if getattr(args, "datasets", None):
             lab = attrs.evolve(lab, datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip()))
