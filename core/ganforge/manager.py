@@ -87,7 +87,7 @@ class PluginManager:
             try:
                 obj = ep.load()
             except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take the rest down
-                self._fail(info, exc)
+                self._fail(info, exc, asked=asked)
                 continue
             self.register(obj, info)
         for name in requested:
@@ -99,7 +99,7 @@ class PluginManager:
         try:
             obj = importlib.import_module(module)
         except (Exception, SystemExit) as exc:
-            self._fail(info, exc)
+            self._fail(info, exc, asked=True)
             return
         self.register(obj, info)
 
@@ -145,10 +145,15 @@ class PluginManager:
 
         return register
 
-    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+    def _fail(self, info: PluginInfo, exc: BaseException, *, asked: bool = False) -> None:
         if isinstance(exc, PluginError) and self.strict:
             raise exc
         error = f"{type(exc).__name__}: {exc}"
+        if asked:  # named by the user (-p NAME, GANFORGE_PLUGINS): going on without it would not be what they asked
+            hint = (" (no entry point, distribution or importable module has that name)"
+                    if isinstance(exc, ModuleNotFoundError) and getattr(exc, "name", None) == info.module else "")
+            raise PluginError(f"{info.describe()} was asked for by name (-p or GANFORGE_PLUGINS) and failed to "
+                              f"load: {error}{hint}") from exc
         if self.strict:  # not skipped: the whole load fails
             raise PluginError(f"{info.describe()} failed to load: {error} (GANFORGE_STRICT_PLUGINS is set, so a "
                               "plugin that fails stops ganforge instead of being skipped)") from exc

@@ -235,3 +235,19 @@ def test_a_plugin_command_named_like_a_built_in_is_not_used_and_says_so(
         assert "gf-shadow 1.0" in err and "registers a command named 'train', like a built-in one" in err
     finally:
         set_plugin_manager(None)
+
+
+def test_a_plugin_asked_for_by_name_that_fails_to_load_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-p", "a_module_nobody_wrote", "plugins"]) == 2
+    err = capsys.readouterr().err
+    assert "(a_module_nobody_wrote) was asked for by name (-p or GANFORGE_PLUGINS) and failed to load" in err
+    assert "no entry point, distribution or importable module has that name" in err
+    install_fake_dist(tmp_path, monkeypatch, name="gf-broken", entry_points={"broken": "gf_broken"},
+                      modules={"gf_broken": "raise RuntimeError('boom at import')\n"})
+    monkeypatch.setenv("GANFORGE_PLUGINS", "gf-broken")
+    with pytest.raises(PluginError, match=r"gf-broken.*asked for by name.*RuntimeError: boom at import"):
+        PluginManager().load()
+    monkeypatch.delenv("GANFORGE_PLUGINS")
+    with pytest.warns(PluginLoadWarning, match="boom at import"):  # autoloaded, not asked for: skipped, as before
+        PluginManager().load()
