@@ -16,6 +16,7 @@ from .manager import PluginManager
 from .memory import check_fits, meta_size
 from .procedure import Procedure
 from .protocols import DataSpec, LatentSpace, Loss, Sampler
+from .registry import Component
 
 
 def resolve_device(name: str, what: str = "device") -> torch.device:
@@ -36,22 +37,35 @@ def resolve_device(name: str, what: str = "device") -> torch.device:
     return device
 
 
+def call_factory(where: str, component: Component, *args: Any, **kwargs: Any) -> Any:
+    """``component.factory(*args, **kwargs)``; an exception of the plugin's own (a check it makes, a bug)
+    becomes a :class:`ConfigError` naming the config field ``where``, the component and its provider."""
+    try:
+        return component.factory(*args, **kwargs)
+    except GanforgeError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{where}: {component.name!r} ({component.provider.describe()}) could not be built: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
 def build_dataset(config: RunConfig, manager: PluginManager) -> Any:
-    return manager.get("dataset", config.data.name).factory(config.data.params)
+    return call_factory("data.name", manager.get("dataset", config.data.name), config.data.params)
 
 
 def build_procedure(config: RunConfig, manager: PluginManager, loss: Loss | None = None) -> Procedure:
     """The procedure ``[procedure]`` names, given the run's adversarial loss (``[loss]``) and the
     manager (to build the loss terms its own config names)."""
     if loss is None:
-        loss = manager.get("loss", config.loss.name).factory(config.loss.params)
-    procedure: Procedure = manager.get("procedure", config.procedure.name).factory(
-        config.procedure.params, loss=loss, manager=manager)
+        loss = call_factory("loss.name", manager.get("loss", config.loss.name), config.loss.params)
+    procedure: Procedure = call_factory("procedure.name", manager.get("procedure", config.procedure.name),
+                                        config.procedure.params, loss=loss, manager=manager)
     return procedure
 
 
 def build_sampler(config: RunConfig, manager: PluginManager) -> Sampler:
-    sampler: Sampler = manager.get("sampler", config.sampler.name).factory(config.sampler.params)
+    sampler: Sampler = call_factory("sampler.name", manager.get("sampler", config.sampler.name),
+                                    config.sampler.params)
     return sampler
 
 
@@ -70,7 +84,8 @@ class ConfigNetworkBuilder:
     def __call__(self, section: Literal["generator", "discriminator"], *, data: DataSpec,
                  params: Any = None, **context: Any) -> nn.Module:
         choice = getattr(self.config, section)
-        factory = self.manager.get(section, choice.name).factory
+        component = self.manager.get(section, choice.name)
+        factory = component.factory
         accepted = _keywords(factory)
         unknown = [key for key in context if accepted is not None and key not in accepted]
         if unknown:
@@ -82,7 +97,7 @@ class ConfigNetworkBuilder:
         batch = max(1, self.config.train.batch_size)
         check_fits(section, choice.name, params, *meta_size(factory, params, data, context, section, batch),
                    self.device, batch=batch)
-        net: nn.Module = factory(params, data=data, **context)
+        net: nn.Module = call_factory(f"{section}.name", component, params, data=data, **context)
         return net
 
 

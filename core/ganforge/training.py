@@ -27,6 +27,7 @@ from .building import (
     build_dataset,
     build_procedure,
     build_sampler,
+    call_factory,
     make_optimizer,
     preview_seed,
     resolve_device,
@@ -70,7 +71,7 @@ class Trainer:
         self._global = GlobalTorchState(self.device, t.seed, deterministic=t.deterministic)
         with self._global.active():
             self.dataset = build_dataset(config, manager)
-            self.loss = manager.get("loss", config.loss.name).factory(config.loss.params)
+            self.loss = call_factory("loss.name", manager.get("loss", config.loss.name), config.loss.params)
             self.procedure = build_procedure(config, manager, self.loss)
             plan = self.procedure.prepare(self.dataset)
             self.specs = dict(plan.specs)
@@ -84,7 +85,8 @@ class Trainer:
             self._check_batch_multiple()
             penalties, constraints = self._regularizers(any("labels" in s for s in plan.streams.values()))
             self.callbacks: list[Callback] = [
-                manager.get("callback", choice.name).factory(choice.params) for choice in config.callbacks
+                call_factory(f"callbacks[{i}].name", manager.get("callback", choice.name), choice.params)
+                for i, choice in enumerate(config.callbacks)
             ]
             keys: list[str] = sorted({r.optimizer for r in self.roles.values()})
             optim = {"g": config.optim.g, "d": config.optim.d}
@@ -145,7 +147,7 @@ class Trainer:
         penalties: dict[str, list[tuple[str, Penalty]]] = {"d": [], "g": []}
         constraints: dict[str, list[Constraint]] = {"d": [], "g": []}
         for i, choice in enumerate(self.config.regularizers):
-            reg = self.manager.get("regularizer", choice.name).factory(choice.params)
+            reg = call_factory(f"regularizers[{i}].name", self.manager.get("regularizer", choice.name), choice.params)
             if getattr(reg, "needs_labels", False) and not has_labels:
                 raise ConfigError(
                     f"regularizers[{i}].name: {choice.name!r} needs class labels, but dataset "

@@ -89,10 +89,19 @@ PLUGIN = """
         def penalty(self, ctx):
             return ctx.real.sum() * 0
 
+    class Fussy:
+        '''A loss whose own check raises a plain ValueError.'''
+        def __init__(self, config):
+            raise ValueError("fussy needs a margin")
+
     @hookimpl
     def ganforge_register_regularizers(register):
         register("sideways", Sideways, NoConfig)
         register("never", Never, NoConfig)
+
+    @hookimpl
+    def ganforge_register_losses(register):
+        register("fussy", Fussy, NoConfig)
 
     @hookimpl
     def ganforge_register_commands(register):
@@ -166,8 +175,10 @@ def test_a_callback_check_and_a_malformed_penalty_are_refused_when_the_run_is_bu
                               ('regularizers=[{name = "sideways"}]', "the plugin's target is 'both'; a regularizer "
                                                                      "targets 'generator' or 'discriminator'"),
                               ('regularizers=[{name = "never"}]', "the penalty's every is 0; expected a whole number "
-                                                                  "of updates >= 1")):
+                                                                  "of updates >= 1"),
+                              ("loss.name=fussy", "loss.name: 'fussy' (plugin 'gf_extras' of gf-extras")):
         with pytest.raises(ConfigError) as info:
             Trainer(load_config(None, [*TINY, override], manager), tmp_path / "run", manager=manager)
         assert message in str(info.value)
+    assert "could not be built: ValueError: fussy needs a margin" in str(info.value)  # the last case's
     assert not (tmp_path / "run").exists()

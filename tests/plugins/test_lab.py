@@ -240,7 +240,7 @@ def test_every_run_is_checked_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
     with pytest.raises(ValueError, match="n_critic"):
         Combination(name="x", n_critic=0)
-    with pytest.raises(ValueError, match="distinct names"):
+    with pytest.raises(ValueError, match="must be distinct, got a more than once"):
         LabConfig(combinations=(Combination(name="a"), Combination(name="a")))
 
 
