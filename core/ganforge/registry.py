@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -79,6 +80,12 @@ class Registry:
     def add(self, component: Component) -> None:
         """Add ``component``; a name already taken keeps its first provider, becomes contested (every
         lookup of it fails, naming both providers) and raises :class:`NameCollision`."""
+        # a name is what a config writes (name = "..."): one word of lower-case letters, digits and - _ . + :
+        if not isinstance(component.name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.+:-]*", component.name):
+            raise PluginError(
+                f"{component.provider.describe()} registered a {self.family} named {component.name!r}; a name is "
+                "what configs write, so it must be one word of lower-case letters, digits and - _ . + : "
+                "(such as 'my-lsgan')")
         if not attrs.has(component.config):
             raise PluginError(
                 f"{component.provider.describe()} registered {self.family} '{component.name}' "

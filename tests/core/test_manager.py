@@ -251,3 +251,14 @@ def test_a_plugin_asked_for_by_name_that_fails_to_load_is_an_error(
     monkeypatch.delenv("GANFORGE_PLUGINS")
     with pytest.warns(PluginLoadWarning, match="boom at import"):  # autoloaded, not asked for: skipped, as before
         PluginManager().load()
+
+
+@pytest.mark.parametrize("name", ["", "Has Space", "Upper"])
+def test_a_name_no_config_could_write_is_refused_at_registration(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_fake_dist(tmp_path, monkeypatch, name="gf-names", entry_points={"names": "gf_names"},
+                      modules={"gf_names": extra_loss(name)})
+    manager = PluginManager()
+    with pytest.warns(PluginLoadWarning, match=f"registered a loss named {name!r}; a name is what configs write"):
+        manager.load()
+    assert name not in manager.registries["loss"]
