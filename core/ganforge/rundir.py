@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import atomic_write_text, step_name
 from .config import LoggerChoice
 from .errors import GanforgeError, OutputError
 from .manager import PluginManager
@@ -139,17 +140,12 @@ def set_aside_after(path: Path, step: int) -> Path | None:
         (later if isinstance(logged, int) and logged > step else kept).append(line)
     if not later:
         return None
-    aside = path.with_name(f"{path.stem}.superseded-after-step-{step:08d}{path.suffix}")
+    aside = path.with_name(f"{path.stem}.superseded-after-{step_name(step)}{path.suffix}")
     with aside.open("a", encoding="utf-8") as f:
         f.writelines(line if line.endswith("\n") else line + "\n" for line in later)
         f.flush()
         os.fsync(f.fileno())
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.writelines(kept)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(kept))
     return aside
 
 
