@@ -406,6 +406,10 @@ def test_downloads_are_files(served, studio) -> None:
     request = {"a": {"seed": 1}, "b": {"seed": 2}, "steps": 4}
     status, body, headers = post(served.url + "/api/interpolation?format=gif", request)
     assert status == 200 and headers["content-type"] == "image/gif" and len(gif_frames(body)) == 6
+    status, body, headers = post(served.url + "/api/interpolation?format=png", request)
+    assert status == 200 and headers["content-type"] == "image/png"
+    status, body, headers = post(served.url + "/api/interpolation?format=xyz", request)
+    assert status == 400 and json.loads(body)["error"] == "format: expected one of json, png, gif, got 'xyz'"
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from ganforge_plugins.studio.engine import (
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = 1024 * 1024
+INTERPOLATION_FORMATS = ("json", "png", "gif")
 
 
 class TooLarge(Exception):
@@ -164,9 +165,12 @@ def create_app(studio: Studio) -> Starlette:
         return download(await run_in_threadpool(studio.strip, req), "image/png", "edit-strip.png")
 
     async def interpolation(request: Request) -> Response:
+        # Checked before rendering: an unknown format was silently answered as JSON, after the work.
+        fmt = request.query_params.get("format", "json")
+        if fmt not in INTERPOLATION_FORMATS:
+            raise GanforgeError(f"format: expected one of {', '.join(INTERPOLATION_FORMATS)}, got {fmt[:40]!r}")
         req = parse(InterpolationRequest, await read_json(request), "interpolation request")
         png, gif, notes = await run_in_threadpool(studio.interpolation, req)
-        fmt = request.query_params.get("format", "json")
         if fmt == "png":
             return download(png, "image/png", "interpolation.png")
         if fmt == "gif":
