@@ -157,11 +157,18 @@ class StepInterface:
         key = self._phase
         if key is None:
             raise GanforgeError("minimise() is called inside a phase: `with t.phase('d'): ... t.minimise(loss)`")
+        # shape checks read metadata only (no host sync): a plugin that forgets to reduce over the batch
+        # is named here, not left to backward()'s "grad can be implicitly created only for scalar outputs"
+        if not isinstance(loss, Tensor) or loss.dim() != 0:
+            raise GanforgeError(
+                f"minimise(loss) for optimiser {key!r}: expected a scalar tensor, got {_described(loss)}; "
+                "the adversarial loss (a Loss plugin's discriminator_loss / generator_loss) and every loss "
+                "term must average over the batch (and over a patch map)")
         done = self.updates[key]
         if penalties:
             for name, pen in self.penalties.get(key, ()):
                 if done % pen.every == 0:
-                    value = sum((pen.penalty(ctx) for ctx in penalties), loss.new_zeros(()))
+                    value = sum((_scalar(name, pen.penalty(ctx)) for ctx in penalties), loss.new_zeros(()))
                     self.log(name, value.detach())
                     loss = loss + pen.every * value
         self.log(f"loss_{key}", loss.detach())
@@ -257,3 +264,16 @@ class StepInterface:
         self.updates = {k: int(v) for k, v in state["updates"].items()}
         self.images_seen = int(state["images_seen"])
         self.skipped = int(state["skipped"])
+
+
+def _described(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {list(value.shape)}"
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def _scalar(name: str, value: Tensor) -> Tensor:
+    if not isinstance(value, Tensor) or value.dim() != 0:
+        raise GanforgeError(f"regularizer {name!r}: penalty() returned {_described(value)}; expected a scalar tensor "
+                            "(its weighted mean over the batch)")
+    return value

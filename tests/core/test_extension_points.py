@@ -94,14 +94,36 @@ PLUGIN = """
         def __init__(self, config):
             raise ValueError("fussy needs a margin")
 
+    class Unreduced:
+        '''A non-saturating loss that forgets to average over the batch.'''
+        generator_needs_real = False
+        def __init__(self, config):
+            pass
+        def discriminator_loss(self, real_logits, fake_logits):
+            return torch.nn.functional.softplus(-real_logits) + torch.nn.functional.softplus(fake_logits)
+        def generator_loss(self, fake_logits, real_logits):
+            return torch.nn.functional.softplus(-fake_logits).mean()
+
+    class PerSample:
+        '''A penalty that returns one value per sample.'''
+        target = "discriminator"
+        every = 1
+        needs_labels = False
+        def __init__(self, config):
+            pass
+        def penalty(self, ctx):
+            return ctx.real.flatten(1).pow(2).mean(1) * 0.0
+
     @hookimpl
     def ganforge_register_regularizers(register):
         register("sideways", Sideways, NoConfig)
         register("never", Never, NoConfig)
+        register("per-sample", PerSample, NoConfig)
 
     @hookimpl
     def ganforge_register_losses(register):
         register("fussy", Fussy, NoConfig)
+        register("unreduced", Unreduced, NoConfig)
 
     @hookimpl
     def ganforge_register_commands(register):
@@ -182,3 +204,18 @@ def test_a_callback_check_and_a_malformed_penalty_are_refused_when_the_run_is_bu
         assert message in str(info.value)
     assert "could not be built: ValueError: fussy needs a margin" in str(info.value)  # the last case's
     assert not (tmp_path / "run").exists()
+
+
+def test_a_loss_or_penalty_that_is_not_a_scalar_is_named_not_a_backward_traceback(
+        manager: PluginManager, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [a for arg in TINY for a in ("--set", arg)]
+    for i, (override, message) in enumerate((
+            ("loss.name=unreduced", "minimise(loss) for optimiser 'd': expected a scalar tensor, got a tensor "
+                                    "of shape [16]"),
+            ('regularizers=[{name = "per-sample"}]', "regularizer 'per-sample': penalty() returned a tensor of "
+                                                     "shape [16]; expected a scalar tensor"))):
+        assert main(["train", "--out", str(tmp_path / f"run{i}"), *base, "--set", override]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "implicitly created" not in err
+    # the same run with the reducing first-party pieces trains: the check refuses only what is wrong
+    assert main(["train", "--out", str(tmp_path / "fine"), *base, "--set", "loss.name=non-saturating"]) == 0
