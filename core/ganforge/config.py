@@ -19,6 +19,7 @@ another config class.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import re
@@ -119,6 +120,33 @@ class LayerChoice(Choice):
     """A network building block a network's config names (``norm = {name = "pixel-norm"}``)."""
 
     family = "layer"
+
+    def build(self, *, called_with: tuple[str, ...] = ("x",), slot: str = "", **context: Any) -> Any:
+        """The layer, checked to accept the inputs its slot calls it with (``("x", "w")`` for a
+        StyleGAN style block): a layer put in the wrong slot (``style = {name = "batch-norm"}``) is
+        refused here, from its ``forward`` signature, instead of failing inside torch at the first
+        step. Reading the signature runs nothing, so no RNG or running statistic is touched."""
+        layer = super().build(**context)
+        takes = _positional_inputs(getattr(layer, "forward", None))
+        if takes is not None and not takes[0] <= len(called_with) <= takes[1]:
+            wanted = f"{takes[0]}" if takes[0] == takes[1] else f"{takes[0]} to {takes[1]}"
+            raise ConfigError(
+                f"{slot + ': ' if slot else ''}layer {self.name!r}: this slot calls it as "
+                f"layer({', '.join(called_with)}), but its forward "
+                f"takes {wanted} input(s); choose a layer made for this slot (see `ganforge plugins`)")
+        return layer
+
+
+def _positional_inputs(forward: Any) -> tuple[float, float] | None:
+    """(required, most) positional inputs of a bound ``forward``; None when it has no readable signature."""
+    try:
+        params = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(p.default is p.empty for p in positional)
+    most = math.inf if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional)
+    return required, most
 
 
 @attrs.frozen(kw_only=True)

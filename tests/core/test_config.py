@@ -237,3 +237,45 @@ def test_renaming_a_section_says_which_of_the_users_parameters_it_drops(
     load_config(recipe, ["generator.latent_dim=32"])  # no rename: nothing to say
     load_config(None, ["generator.name=dcgan"])  # drops only the embedded default's parameters: nothing to say
     assert capsys.readouterr().err == ""
+
+
+class _OneInput(torch.nn.Module):
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return x * scale
+
+
+class _Styled(torch.nn.Module):
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return x + w
+
+
+def test_a_layer_is_checked_against_the_inputs_of_its_slot() -> None:
+    from ganforge.config import LayerChoice
+
+    one = LayerChoice(name="one", params=None, factory=lambda params, **_: _OneInput())
+    styled = LayerChoice(name="styled", params=None, factory=lambda params, **_: _Styled())
+    assert isinstance(one.build(channels=4), _OneInput)  # an optional second input still fits (x)
+    assert isinstance(one.build(called_with=("x", "w")), _OneInput)  # ... and (x, w)
+    assert isinstance(styled.build(called_with=("x", "w")), _Styled)
+    with pytest.raises(ConfigError, match=re.escape("generator.norm: layer 'styled': this slot calls it as "
+                                                    "layer(x), but its forward takes 2 input(s)")):
+        styled.build(slot="generator.norm")
+    with pytest.raises(ConfigError, match=re.escape("layer 'one': this slot calls it as layer(x, w, c), but its "
+                                                    "forward takes 1 to 2 input(s)")):
+        one.build(called_with=("x", "w", "c"))
+
+
+def test_a_one_input_layer_in_the_stylegan_style_slot_is_refused_before_training(tmp_path: Path) -> None:
+    from ganforge import Trainer
+
+    from tests.conftest import TINY, TINY_STYLEGAN
+
+    path = tmp_path / "style.toml"
+    path.write_text(TINY_STYLEGAN)
+    tiny = [item for item in TINY if "base_channels" not in item and "latent_dim" not in item]
+    config = load_config(path, [*tiny, 'generator.style={name = "batch-norm"}'])
+    with pytest.raises(ConfigError, match=re.escape("generator.style: layer 'batch-norm': this slot calls it as "
+                                                    "layer(x, w), but its forward takes 1 input(s)")):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    Trainer(load_config(path, tiny), tmp_path / "adain")  # the default style block builds

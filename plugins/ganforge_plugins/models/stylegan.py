@@ -190,7 +190,8 @@ class StyleLayer(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros(c_out))  # B in figure 1b, initialised to zero
         self.bias = nn.Parameter(torch.zeros(c_out))
         # built after the layer's own parameters, so that their order (the optimiser state's) is unchanged
-        self.style = style.build(channels=c_out, in_channels=c_in, w_dim=w_dim, resolution=resolution, kernel_size=3)
+        self.style = style.build(channels=c_out, in_channels=c_in, w_dim=w_dim, resolution=resolution, kernel_size=3,
+                                 called_with=("x", "w"), slot="generator.style")
         self.replaces_conv = bool(getattr(self.style, "replaces_conv", False))
         if self.replaces_conv:  # the style layer is the convolution (dropped only now: the same draws as before)
             del self.weight
