@@ -220,6 +220,18 @@ def _follow(latest: Path) -> Path:
     return target
 
 
+def _earlier(ckpt: Path) -> str:
+    """Where a damaged checkpoint of a run leaves its user: the newest earlier one, named so that it
+    can be given to --resume or read as it is; nothing when the run has no other."""
+    if not _STEP.fullmatch(ckpt.name):
+        return ""
+    earlier = sorted(p for p in ckpt.parent.iterdir() if _STEP.fullmatch(p.name) and p.name < ckpt.name
+                     and p.is_dir() and all((p / name).is_file() for name in _REQUIRED))
+    if not earlier:
+        return ""
+    return f"; the run's previous checkpoint is {earlier[-1]} (--resume {earlier[-1]} continues from it)"
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint, refusing missing, truncated or unsafe files with a clear error."""
     ckpt = find_checkpoint(path)
@@ -231,7 +243,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
             raise ValueError("no integer 'step'")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {ckpt}: {META} is corrupt ({exc})") from None
+        raise CheckpointError(f"checkpoint {ckpt}: {META} is corrupt ({exc}){_earlier(ckpt)}") from None
     if meta.get("format") not in READABLE:
         raise CheckpointError(
             f"checkpoint {ckpt} has format {meta.get('format')!r}; this ganforge reads formats "
@@ -240,7 +252,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     try:
         flat = safetensors.torch.load_file(str(ckpt / WEIGHTS), device=str(map_location))
     except (safetensors.SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {ckpt}: {WEIGHTS} is corrupt or truncated ({exc})") from None
+        raise CheckpointError(f"checkpoint {ckpt}: {WEIGHTS} is corrupt or truncated ({exc}){_earlier(ckpt)}") from None
     try:
         state = torch.load(ckpt / STATE, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -249,13 +261,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         refused = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), None)
         if refused is None:
             raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated (not a readable "
-                                  "training state)") from None
+                                  f"training state){_earlier(ckpt)}") from None
         raise CheckpointError(
             f"checkpoint {ckpt}: {STATE} holds more than tensors and plain data, and ganforge "
             f"never unpickles code; refusing to load it ({refused[:200]})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated ({exc})") from None
+        raise CheckpointError(f"checkpoint {ckpt}: {STATE} is corrupt or truncated ({exc}){_earlier(ckpt)}") from None
     weights: dict[str, dict[str, Tensor]] = {}
     for key, value in flat.items():
         prefix, _, rest = key.partition(".")

@@ -56,6 +56,27 @@ def test_truncated_files_are_refused(tmp_path: Path, name: str) -> None:
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("name", ["weights.safetensors", "state.pt", "meta.json"])
+def test_a_damaged_latest_checkpoint_names_the_previous_one(tmp_path: Path, name: str) -> None:
+    for step in (1, 2, 3):
+        save(tmp_path, step, nn.Linear(8, 8), keep_last=3)
+    (tmp_path / "step-00000002" / "state.pt").unlink()  # incomplete: not one to offer
+    damaged = tmp_path / "step-00000003" / name
+    damaged.write_bytes(damaged.read_bytes()[:10])
+    with pytest.raises(CheckpointError, match=f"{name} is corrupt") as info:
+        load_checkpoint(tmp_path / "step-00000003")
+    assert f"--resume {tmp_path / 'step-00000001'} continues from it" in str(info.value)
+    assert load_checkpoint(tmp_path / "step-00000001").meta["step"] == 1
+
+
+def test_a_damaged_only_checkpoint_offers_none(tmp_path: Path) -> None:
+    path = save(tmp_path, 1, nn.Linear(8, 8))
+    (path / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "previous checkpoint" not in str(info.value)
+
+
 class Payload:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("echo pwned",))
