@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text, step_name
+from .checkpoint import LATEST, atomic_write_text, step_name
 from .config import LoggerChoice
 from .errors import GanforgeError, OutputError
 from .manager import PluginManager
@@ -147,6 +148,47 @@ def set_aside_after(path: Path, step: int) -> Path | None:
         os.fsync(f.fileno())
     atomic_write_text(path, "".join(kept))
     return aside
+
+
+_STEP_ITEM = re.compile(r"step-(\d{8})(\.png)?")
+
+
+def supersede_after(run_dir: Path, step: int) -> list[Path]:
+    """On resuming a run at ``step``, set aside everything a process wrote after ``step`` that the
+    continued run would write again: the metrics records (:func:`set_aside_after`), the checkpoints
+    ``checkpoints/step-N`` and the preview grids ``samples/step-N.png`` with ``N > step``. They move
+    into ``superseded-after-step-NNNNNNNN/`` beside them, by renames, so that a checkpoint of the
+    abandoned continuation is never overwritten or pruned by the new one; ``latest`` is pointed at
+    the resumed checkpoint first, so it never names a checkpoint that moved. Returns where things
+    went (empty when nothing was later)."""
+    moved: list[Path] = []
+    log = set_aside_after(run_dir / "metrics.jsonl", step)
+    if log is not None:
+        moved.append(log)
+    checkpoints = run_dir / "checkpoints"
+    latest = checkpoints / LATEST
+    if latest.is_file() and (checkpoints / step_name(step)).is_dir():
+        try:
+            named = _STEP_ITEM.fullmatch(latest.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            named = None
+        if named is None or int(named.group(1)) != step:
+            atomic_write_text(latest, step_name(step) + "\n")
+    for folder, directories in ((checkpoints, True), (run_dir / "samples", False)):
+        later = [p for p in sorted(folder.iterdir()) if (m := _STEP_ITEM.fullmatch(p.name)) and int(m.group(1)) > step
+                 and (p.is_dir() if directories else p.is_file())] if folder.is_dir() else []
+        if not later:
+            continue
+        aside = folder / f"superseded-after-{step_name(step)}"
+        n = 1
+        while any((aside / p.name).exists() for p in later):  # a second abandonment at the same step
+            n += 1
+            aside = folder / f"superseded-after-{step_name(step)}.{n}"
+        aside.mkdir(exist_ok=True)
+        for path in later:
+            os.rename(path, aside / path.name)
+        moved.append(aside)
+    return moved
 
 
 class MetricsLog:

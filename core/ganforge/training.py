@@ -42,7 +42,7 @@ from .manager import PluginManager, get_plugin_manager
 from .procedure import Network
 from .progress import Progress
 from .protocols import Callback, Constraint, Penalty
-from .rundir import Loggers, MetricsLog, set_aside_after
+from .rundir import Loggers, MetricsLog, supersede_after
 from .update import StepInterface
 
 _NOT_LOSSES = ("step", "images_seen", "images_per_sec", "sec_per_kimg", "peak_mem_mb", "time")
@@ -455,10 +455,11 @@ class Trainer:
             ckpt.atomic_write_text(self.out / "config.toml", to_toml(c, self.manager))
             self.loggers = Loggers(c.output.loggers, self.out, self.manager)
         if writer and self.resumed_from is not None:
-            aside = set_aside_after(self.out / "metrics.jsonl", self.step)
-            if aside is not None:
-                print(f"ganforge: the metrics an earlier process logged after step {self.step} are moved to "
-                      f"{aside.name}: this run logs those steps again", file=sys.stderr)
+            moved = supersede_after(self.out, self.step)
+            if moved:
+                print(f"ganforge: what an earlier process wrote after step {self.step} is moved to "
+                      f"{', '.join(str(p.relative_to(self.out)) for p in moved)}: this run writes those steps "
+                      "again", file=sys.stderr)
         log = MetricsLog(self.out / "metrics.jsonl" if writer else None)
         # every logged step gets a line without a terminal too: the log cadence is the user's choice
         progress = Progress(c.train.steps, label="train", unit="steps", enabled=c.output.progress and writer,

@@ -381,6 +381,39 @@ def test_resume_moves_the_metrics_logged_after_its_checkpoint_aside(
     assert "moved to metrics.superseded-after-step-00000002.jsonl" in capsys.readouterr().err
 
 
+def test_resume_from_an_earlier_checkpoint_sets_the_later_checkpoints_and_grids_aside(
+        run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    later = snapshot(run / "checkpoints" / "step-00000004")
+    grid = (run / "samples" / "step-00000004.png").read_bytes()
+    assert main(["train", "--resume", str(run / "checkpoints" / "step-00000002"), *sets("train.steps=5")]) == 0
+    aside = run / "checkpoints" / "superseded-after-step-00000002"
+    assert snapshot(aside / "step-00000004") == later  # the abandoned continuation's checkpoint, intact
+    assert load_checkpoint(aside / "step-00000004").step == 4
+    assert (run / "samples" / "superseded-after-step-00000002" / "step-00000004.png").read_bytes() == grid
+    assert snapshot(run / "checkpoints" / "step-00000004") != later  # the new run wrote its own step 4
+    assert load_checkpoint(run).step == 5
+    assert "checkpoints/superseded-after-step-00000002" in capsys.readouterr().err
+    # a second abandonment at the same step keeps the first one's files too
+    again = snapshot(run / "checkpoints" / "step-00000004")
+    assert main(["train", "--resume", str(run / "checkpoints" / "step-00000002"), *sets("train.steps=4")]) == 0
+    assert snapshot(aside / "step-00000004") == later
+    assert snapshot(run / "checkpoints" / "superseded-after-step-00000002.2" / "step-00000004") == again
+
+
+def test_superseding_points_latest_at_the_resumed_checkpoint_before_moving(tmp_path: Path) -> None:
+    from ganforge.checkpoint import find_checkpoint
+    from ganforge.rundir import supersede_after
+
+    ckpts = tmp_path / "checkpoints"
+    for name in ("step-00000002", "step-00000004"):
+        (ckpts / name).mkdir(parents=True)
+    (ckpts / "latest").write_text("step-00000004\n")
+    moved = supersede_after(tmp_path, 2)  # as if killed before the first new checkpoint: latest still resolves
+    assert moved == [ckpts / "superseded-after-step-00000002"]
+    assert (ckpts / "latest").read_text() == "step-00000002\n" and find_checkpoint(tmp_path) == ckpts / "step-00000002"
+    assert supersede_after(tmp_path, 2) == []  # nothing later any more
+
+
 def test_set_aside_keeps_what_is_not_a_record(tmp_path: Path) -> None:
     from ganforge.rundir import set_aside_after
 
