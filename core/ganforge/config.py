@@ -19,6 +19,7 @@ another config class.
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import math
 import os
@@ -416,9 +417,12 @@ def _leaves(exc: BaseException, path: str) -> Iterator[tuple[str, BaseException]
 def _describe(path: str, exc: BaseException) -> str:
     where = path.lstrip(".")
     if isinstance(exc, ForbiddenExtraKeysError):
-        known = ", ".join(a.name for a in attrs.fields(exc.cl)) or "no keys"
+        names = [a.name for a in attrs.fields(exc.cl)]
+        known = ", ".join(names) or "no keys"
         extra = ", ".join(sorted(exc.extra_fields))
-        return f"{where or 'top level'}: unknown key(s) {extra}; expected one of: {known}"
+        close = {k: m[0] for k in sorted(exc.extra_fields) if (m := difflib.get_close_matches(k, names, n=1))}
+        hint = f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in close.items())}?)" if close else ""
+        return f"{where or 'top level'}: unknown key(s) {extra}; expected one of: {known}{hint}"
     if isinstance(exc, _NamedError):
         return f"{where}.{exc.key}: {exc}".lstrip(".")
     if isinstance(exc, KeyError):

@@ -108,6 +108,10 @@ def test_extra_keys_are_rejected_with_the_accepted_ones() -> None:
     assert f"generator: unknown key(s) latnet_dim; expected one of: {expected}" in message
     assert "top level: unknown key(s) trian" in load_error("trian.steps=3")
 
+    assert "(did you mean 'latent_dim' for 'latnet_dim'?)" in message
+    assert "(did you mean 'train' for 'trian'?)" in load_error("trian.steps=3")
+    assert "did you mean" not in load_error("generator.colour=1")  # no key is near: no guess
+
 
 def test_every_problem_is_reported_at_once() -> None:
     message = load_error("train.steps=0", "generator.latent_dim=x", "loss.gamma=1")
