@@ -420,7 +420,7 @@ def _describe(path: str, exc: BaseException) -> str:
         names = [a.name for a in attrs.fields(exc.cl)]
         known = ", ".join(names) or "no keys"
         extra = ", ".join(sorted(exc.extra_fields))
-        close = {k: m[0] for k in sorted(exc.extra_fields) if (m := difflib.get_close_matches(k, names, n=1))}
+        close = {k: near[0] for k in sorted(exc.extra_fields) if (near := difflib.get_close_matches(k, names, n=1))}
         hint = f" (did you mean {', '.join(f'{m!r} for {k!r}' for k, m in close.items())}?)" if close else ""
         return f"{where or 'top level'}: unknown key(s) {extra}; expected one of: {known}{hint}"
     if isinstance(exc, _NamedError):
