@@ -1,10 +1,11 @@
 """``minibatch_stddev``: PGGAN's minibatch standard deviation feature (Karras et al. 2018,
 arXiv:1710.10196, section 3), appended as ``num_channels`` extra maps before a discriminator's last block.
 
-Kernel: ``csrc/norm.cu``, one block per group member and feature part, for the ``[M, F]`` group
-statistic; the tiling and concatenation around it are plain PyTorch. The input is made contiguous
-(a copy for other layouts). A backward taken with ``create_graph=True`` (R1 and WGAN-GP reach this op
-at 4x4) differentiates the reference formula, correct to any order.
+Kernel: ``csrc/norm.cu``, the ``[M, F]`` group statistic, each (group member, feature part) row split
+over many blocks whose partial sums are added in a fixed order (deterministic); the tiling and
+concatenation around it are plain PyTorch. The input is made contiguous (a copy for other layouts).
+A backward taken with ``create_graph=True`` (R1 and WGAN-GP reach this op at 4x4) differentiates the
+reference formula, correct to any order.
 """
 
 from __future__ import annotations

@@ -84,18 +84,32 @@ __device__ __forceinline__ ActDerivs<T> activation(T z, int act, T alpha, int or
   return r;
 }
 
-template <typename scalar_t>
+// index_t is uint32_t when the tensor has fewer than 2^31 elements (the channel found by FastDivmod)
+// and int64_t otherwise (plain division).
+template <typename index_t>
+struct ChannelOf {
+  FastDivmod stride, channels;
+  __device__ __forceinline__ index_t operator()(index_t i) const { return channels.mod(stride.div(i)); }
+};
+
+template <>
+struct ChannelOf<int64_t> {
+  int64_t stride, channels;
+  __device__ __forceinline__ int64_t operator()(int64_t i) const { return (i / stride) % channels; }
+};
+
+template <typename scalar_t, typename index_t>
 __global__ void bias_act_kernel(scalar_t* __restrict__ out, const scalar_t* __restrict__ x,
                                 const scalar_t* __restrict__ b, const scalar_t* __restrict__ dy,
-                                const scalar_t* __restrict__ ddx, int64_t numel, int64_t channel_stride,
-                                int64_t channels, int mode, int act, double alpha_, double gain_, double clamp_) {
+                                const scalar_t* __restrict__ ddx, index_t numel, ChannelOf<index_t> channel_of,
+                                int mode, int act, double alpha_, double gain_, double clamp_) {
   using acc_t = at::opmath_type<scalar_t>;
   const acc_t alpha = static_cast<acc_t>(alpha_), gain = static_cast<acc_t>(gain_), clamp = static_cast<acc_t>(clamp_);
   const bool clamped = clamp_ >= 0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+  const index_t step = static_cast<index_t>(blockDim.x) * gridDim.x;
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < numel; i += step) {
     acc_t z = static_cast<acc_t>(x[i]);
-    if (b != nullptr) z += static_cast<acc_t>(b[(i / channel_stride) % channels]);
+    if (b != nullptr) z += static_cast<acc_t>(b[channel_of(i)]);
     const ActDerivs<acc_t> a = activation<acc_t>(z, act, alpha, mode);
     const acc_t v = a.f * gain;
     const bool pass = !clamped || (v >= -clamp && v <= clamp);
@@ -150,11 +164,23 @@ at::Tensor bias_act(const at::Tensor& x, const std::optional<at::Tensor>& b, con
   const int threads = 256;
   const unsigned int blocks = elementwise_blocks(numel, threads);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const bool small = numel <= 2147483647LL && channel_stride <= 2147483647LL && channels <= 2147483647LL;
   GANFORGE_DISPATCH(x.scalar_type(), "ganforge_bias_act", [&] {
-    bias_act_kernel<scalar_t><<<blocks, threads, 0, stream>>>(
-        out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), has_b ? b->data_ptr<scalar_t>() : nullptr,
-        mode >= 1 ? dy->data_ptr<scalar_t>() : nullptr, mode == 2 ? ddx->data_ptr<scalar_t>() : nullptr, numel,
-        channel_stride, channels, static_cast<int>(mode), static_cast<int>(act), alpha, gain, clamp);
+    const scalar_t* bp = has_b ? b->data_ptr<scalar_t>() : nullptr;
+    const scalar_t* dyp = mode >= 1 ? dy->data_ptr<scalar_t>() : nullptr;
+    const scalar_t* ddxp = mode == 2 ? ddx->data_ptr<scalar_t>() : nullptr;
+    if (small) {
+      const ChannelOf<uint32_t> channel_of{FastDivmod(static_cast<uint32_t>(channel_stride)),
+                                           FastDivmod(static_cast<uint32_t>(channels))};
+      bias_act_kernel<scalar_t, uint32_t><<<blocks, threads, 0, stream>>>(
+          out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp, dyp, ddxp, static_cast<uint32_t>(numel), channel_of,
+          static_cast<int>(mode), static_cast<int>(act), alpha, gain, clamp);
+    } else {
+      const ChannelOf<int64_t> channel_of{channel_stride, channels};
+      bias_act_kernel<scalar_t, int64_t><<<blocks, threads, 0, stream>>>(
+          out.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp, dyp, ddxp, numel, channel_of, static_cast<int>(mode),
+          static_cast<int>(act), alpha, gain, clamp);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
