@@ -185,6 +185,13 @@ def copy_bandwidth(device: str, quick: bool) -> float:
     return 2 * numel * 4 / (ms * 1e-3) / 1e9
 
 
+def reps_that_fit(once_s: float, left_s: float, warmup: int, reps: int) -> int:
+    """How many of ``reps`` timed calls fit in ``left_s`` after ``warmup`` more, one call taking ``once_s``;
+    0 when not even one does."""
+    fits = int(left_s / max(once_s, 1e-9)) - warmup
+    return max(0, min(reps, fits))
+
+
 def bench_ops(args: argparse.Namespace, device: str, bandwidth: float, *, deadline: float | None = None,
               compile_backend: str = "inductor") -> list[dict[str, Any]]:
     """Rows of :func:`run_pass` timings. ``args.impls`` / ``args.shapes`` (optional) narrow the
@@ -231,7 +238,21 @@ def bench_ops(args: argparse.Namespace, device: str, bandwidth: float, *, deadli
                                 step()
                                 sync(device)
                                 row["compile_s"] = round(time.perf_counter() - t0, 3)
-                            ms, iqr = time_ms(step, device, args.warmup, args.reps)
+                            reps = args.reps
+                            if deadline is not None:  # one call first: a slow pass (eager upfirdn2d's double
+                                # backward took 3.4 s per call on an H200) must not spend the whole budget
+                                t0 = time.perf_counter()
+                                step()
+                                sync(device)
+                                once = time.perf_counter() - t0
+                                reps = reps_that_fit(once, deadline - time.perf_counter(), args.warmup, reps)
+                                if not reps:
+                                    row["skipped"] = f"stage budget (one call took {once:.2f} s)"
+                                    rows.append(row)
+                                    continue
+                                if reps < args.reps:
+                                    row["reps"] = reps
+                            ms, iqr = time_ms(step, device, args.warmup, reps)
                         except Exception as exc:  # e.g. compile's double backward
                             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
                             rows.append(row)

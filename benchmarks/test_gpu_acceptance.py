@@ -76,3 +76,29 @@ def test_a_budget_too_small_for_the_stages_still_writes_what_was_measured(tmp_pa
     data = json.loads(Path(report["paths"][0]).read_text())
     assert data["stages"]["training"]["note"] == "the run's budget was spent"
     assert "| training | skipped |" in Path(report["paths"][1]).read_text()
+
+
+def test_a_pass_slower_than_the_budget_left_is_timed_fewer_times_or_skipped() -> None:
+    assert ga.kr.reps_that_fit(0.001, 10.0, 5, 30) == 30  # fits: every rep
+    assert ga.kr.reps_that_fit(3.4, 60.0, 5, 30) == 12  # eager upfirdn2d's double backward on an H200
+    assert ga.kr.reps_that_fit(3.4, 20.0, 5, 30) == 0  # not even one after the warm-up
+    assert ga.kr.reps_that_fit(0.0, 1.0, 5, 30) == 30
+
+
+def test_stages_and_ops_narrow_a_run(tmp_path: Path) -> None:
+    args = ga.parse(["--dry-run", "--stages", "build,ops", "--ops", "pixel_norm", "--no-compile",
+                     "--stage-budget", "ops=30", "--out", str(tmp_path)])
+    report = ga.run(args)
+    stages = report["stages"]
+    assert [n for n, st in stages.items() if st["status"] != "not run"] == ["build", "ops"]
+    assert stages["ops"]["budget_s"] == 30 + ga.DRY_BUDGETS["compile"]
+    assert {r["op"] for r in stages["ops"]["rows"]} == {"pixel_norm"}
+
+
+@pytest.mark.parametrize("argv", [["--stages", "build,gpu"], ["--ops", "adain,conv"], ["--stage-budget", "ops"],
+                                  ["--stage-budget", "ops=-1"], ["--stage-budget", "fast=10"]])
+def test_bad_narrowing_options_are_refused_naming_the_option(argv: list[str],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        ga.parse(argv)
+    assert argv[0] in capsys.readouterr().err
