@@ -103,8 +103,6 @@ def device_label(index: int | None = None) -> str:
 
 def toolchain_problem(*, need_device: bool = True) -> str | None:
     """Why the extension cannot be built (or, with ``need_device``, run) here; None when it can."""
-    from torch.utils import cpp_extension
-
     if torch.version.cuda is None:
         return "PyTorch was built without CUDA"
     if need_device:
@@ -117,6 +115,10 @@ def toolchain_problem(*, need_device: bool = True) -> str | None:
                         f"the kernels need sm_{MIN_CAPABILITY[0]}{MIN_CAPABILITY[1]} or newer)")
     if nvcc_path() is None:
         return f"no nvcc (CUDA_HOME={cuda_home()!r}; set CUDA_HOME to a CUDA toolkit)"
+    # imported only now: its import looks for CUDA and warns on a machine without it, which `kernels
+    # status` on a CPU machine should not print before saying the same thing itself
+    from torch.utils import cpp_extension
+
     if not cpp_extension.is_ninja_available():
         return "no ninja (pip install ninja)"
     return None
