@@ -115,18 +115,33 @@ def implementations(device: str, nvlabs: str | None, with_compile: bool,
 
 
 def nvlabs_ops(path: str) -> Callable[[str], Any]:
-    """NVlabs' ``bias_act`` and ``upfirdn2d`` (CUDA implementations) from a local checkout."""
-    sys.path.insert(0, str(Path(path).expanduser().resolve()))
-    from torch_utils.ops import bias_act as nv_bias_act  # type: ignore[import-not-found]
-    from torch_utils.ops import upfirdn2d as nv_upfirdn2d  # type: ignore[import-not-found]
+    """NVlabs' ``bias_act`` and ``upfirdn2d`` (CUDA implementations) from a local stylegan3 checkout.
+
+    The checkout is imported and each plugin built when its op is first asked for, outside the timed
+    region; a checkout that does not import or a plugin that does not build raises there, which
+    :func:`bench_ops` reports as that implementation's row (never the whole stage)."""
+    modules: dict[str, Any] = {}
+
+    def load() -> dict[str, Any]:
+        if not modules:
+            root = str(Path(path).expanduser().resolve())
+            if root not in sys.path:
+                sys.path.insert(0, root)
+            from torch_utils.ops import bias_act as nv_bias_act  # type: ignore[import-not-found]
+            from torch_utils.ops import upfirdn2d as nv_upfirdn2d  # type: ignore[import-not-found]
+
+            modules.update(bias_act=nv_bias_act, upfirdn2d=nv_upfirdn2d)
+        return modules
 
     def pick(op: str) -> Any:
+        if op not in ("bias_act", "upfirdn2d"):
+            return None
+        module = load()[op]
+        module._init()  # builds the plugin (stylegan3 raises if it cannot; it never falls back silently)
         if op == "bias_act":
-            return lambda x, b, act="linear", **k: nv_bias_act.bias_act(x, b, act=act, impl="cuda", **k)
-        if op == "upfirdn2d":
-            return lambda x, f, down=1, padding=0, **k: nv_upfirdn2d.upfirdn2d(x, f, down=down, padding=list(padding),
-                                                                               impl="cuda", **k)
-        return None
+            return lambda x, b, act="linear", **k: module.bias_act(x, b, act=act, impl="cuda", **k)
+        return lambda x, f, down=1, padding=0, **k: module.upfirdn2d(x, f, down=down, padding=list(padding),
+                                                                     impl="cuda", **k)
 
     return pick
 

@@ -66,3 +66,15 @@ def test_quick_report_writes_json_and_markdown_with_every_case(tmp_path) -> None
                      ("pggan", "G step"), ("pggan", "D step"), ("pggan", "WGAN-GP")}
     md = (tmp_path / report["paths"][1].split("/")[-1]).read_text()
     assert "| upfirdn2d | 4x8x8x8 | fp32 | double | eager |" in md
+
+
+def test_an_nvlabs_checkout_that_cannot_load_is_its_rows_error_not_the_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a checkout path without torch_utils (on a GPU machine: a plugin that does not build) must leave every other
+    # implementation's rows standing, and say why NVlabs' are missing
+    args = kr.parse(["--quick", "--no-compile", "--device", "cpu", "--out", str(tmp_path), "--reps", "1",
+                     "--ops", "bias_act", "adain", "--nvlabs", str(tmp_path / "no-checkout")])
+    rows = kr.bench_ops(args, "cpu", 1.0)
+    nv = [r for r in rows if r["impl"] == "nvlabs"]
+    assert nv and all("No module named 'torch_utils'" in r["error"] for r in nv)
+    assert {r["op"] for r in nv} == {"bias_act"}  # NVlabs has no adain: no row, not an error
+    assert {r["impl"] for r in rows if "ms" in r} == {"eager", "ours-ref-prims"}
