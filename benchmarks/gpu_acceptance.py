@@ -447,10 +447,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stem = args.out / f"gpu-acceptance-{slug}"
 
     def write() -> dict[str, Any]:
-        # after every stage, so that a run killed at its lease's limit still leaves what it measured
+        # after every stage, so that a run killed at its lease's limit still leaves what it measured; atomic,
+        # so that a kill during a write leaves the previous stage's report, not half of this one
+        from ganforge import atomic_write_text
+
         report = {"meta": meta, "stages": stages, "wall_s": round(time.perf_counter() - t0, 2)}
-        stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-        stem.with_suffix(".md").write_text(markdown(report))
+        atomic_write_text(stem.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+        atomic_write_text(stem.with_suffix(".md"), markdown(report))
         return report
 
     def stage(name: str, fn: Callable[[Budget], dict[str, Any]], seconds: float) -> None:
