@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -364,8 +365,6 @@ def test_kernels_status_command_prints_every_op(capsys, monkeypatch) -> None:
 def test_kernels_status_on_a_machine_without_cuda_prints_no_torch_warning() -> None:
     # importing torch.utils.cpp_extension warns "No CUDA runtime is found" (a logger, not warnings):
     # status must say why the kernels are off in its own words, not after torch's alarm
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH") and not k.startswith("GANFORGE")}
     proc = subprocess.run([sys.executable, "-m", "ganforge", "kernels", "status"], capture_output=True, text=True,
                           timeout=120, env=env)
