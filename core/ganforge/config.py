@@ -275,6 +275,33 @@ class RunConfig:
 
 COMPONENT_SECTIONS = ("data", "procedure", "generator", "discriminator", "loss", "sampler")
 
+
+def _list_defaults(cls: type, prefix: str = "", instance: Any = None) -> dict[str, list[Any] | None]:
+    """The settings of ``cls`` that are lists, by dotted path (``regularizers``, ``optim.g.betas``), each
+    with the default it takes when a config gives none: a plain list, or None where the default is not
+    one of plain values (a tuple of components)."""
+    out: dict[str, list[Any] | None] = {}
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls):
+        if instance is not None:
+            value = getattr(instance, field.name)
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            value = None if field.default.takes_self else field.default.factory()
+        else:
+            value = None if field.default is attrs.NOTHING else field.default
+        hint = hints[field.name]
+        if typing.get_origin(hint) is tuple:
+            plain = isinstance(value, tuple) and all(isinstance(x, int | float | str | bool) for x in value)
+            out[prefix + field.name] = list(value) if plain else None
+        elif attrs.has(hint) and not issubclass(hint, Choice):
+            out.update(_list_defaults(hint, f"{prefix}{field.name}.", value))
+    return out
+
+
+# the lists `--set NAME.0.KEY=VALUE` may index also where a config gives none: the default's items, or a
+# clear error (instead of structuring's "expected an array, got a table")
+LIST_DEFAULTS = _list_defaults(RunConfig)
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "data": {"name": "digits"},
     "procedure": {"name": "gan"},
@@ -447,23 +474,75 @@ def describe_errors(exc: BaseException) -> list[str]:
 
 def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "",
           dropped: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged. A component
-    section renamed by ``override`` starts afresh; ``dropped`` (when given) collects each such
-    section's name and the table it replaced."""
+    """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged, except by
+    index: a table of integer keys onto a list (``--set regularizers.0.every=4``) merges into those
+    items. A component section (or list item) renamed by ``override`` starts afresh; ``dropped``
+    (when given) collects each such section's dotted path and the table it replaced."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         current = out.get(key)
+        if isinstance(value, Mapping) and current is None and not (value and all(map(_is_index, value))):
+            current = {}  # a table the base lacks: merged into an empty one, so that its lists index as below
         if isinstance(value, Mapping) and isinstance(current, dict):
             renamed = value.get("name", current.get("name")) != current.get("name")
-            if not _path and key in COMPONENT_SECTIONS and renamed:
+            if not _path and key in COMPONENT_SECTIONS and renamed and current:
                 out[key] = copy.deepcopy(dict(value))  # another plugin: the old params do not apply
                 if dropped is not None:
                     dropped.append((key, current))
             else:
-                out[key] = merge(current, value, f"{_path}{key}.")
+                out[key] = merge(current, value, f"{_path}{key}.", dropped)
+        elif (isinstance(value, Mapping) and value and all(map(_is_index, value))
+              and (isinstance(current, list) or (current is None and f"{_path}{key}" in LIST_DEFAULTS))):
+            items = current if current is not None else LIST_DEFAULTS[f"{_path}{key}"]
+            out[key] = _merge_items(items or [], value, f"{_path}{key}", dropped)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _is_index(key: object) -> bool:
+    return isinstance(key, str) and key.isdigit() and key.isascii()
+
+
+def _merge_items(items: list[Any], override: Mapping[str, Any], path: str,
+                 dropped: list[tuple[str, dict[str, Any]]] | None) -> list[Any]:
+    """``override``'s ``{"0": ...}`` entries merged into a copy of ``items`` by index; an item given
+    another ``name`` is another plugin's and starts afresh, as a renamed section does."""
+    out = copy.deepcopy(items)
+    for key, value in override.items():
+        i = int(key)
+        if i >= len(out):
+            have = (f"has {len(out)} item{'s' if len(out) != 1 else ''}, so its indices are 0 to {len(out) - 1}"
+                    if out else "has no items")
+            hint = (f"give the whole list to change its length (--set '{path}=[...]')"
+                    if out and not any(isinstance(x, dict) for x in out) else
+                    f"give the whole list to add one (--set '{path}=[{{name = \"...\"}}]' or a [[{path}]] table "
+                    "in the config file)")
+            raise ConfigError(f"{path}.{key}: {path} {have}; {hint}")
+        item = out[i]
+        if isinstance(value, Mapping) and isinstance(item, dict):
+            if value.get("name", item.get("name")) != item.get("name"):
+                out[i] = copy.deepcopy(dict(value))
+                if dropped is not None:
+                    dropped.append((f"{path}.{i}", item))
+            else:
+                out[i] = merge(item, value, f"{path}.{i}.", dropped)
+        else:
+            out[i] = copy.deepcopy(value)
+    return out
+
+
+def _at(layer: Any, path: str) -> Any:
+    """The table at dotted ``path`` in one config layer, through tables and list indices; None if absent."""
+    node = layer
+    for part in path.split("."):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and _is_index(part) and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
 
 
 def parse_override(item: str) -> dict[str, Any]:
@@ -562,13 +641,13 @@ def resolve_raw(path: str | Path | None = None, overrides: Iterable[str] = (),
         for key, table in dropped:
             # the parameters an earlier layer of the user's gave the plugin this one replaces: said, not silently lost
             given = {k: v for k, v in table.items() if k != "name"
-                     and any(isinstance(e.get(key), Mapping) and k in e[key] for e in layers[:i])
-                     and not any(isinstance(e.get(key), Mapping) and k in e[key] for e in layers[i:])}
+                     and any(isinstance(_at(e, key), Mapping) and k in _at(e, key) for e in layers[:i])
+                     and not any(isinstance(_at(e, key), Mapping) and k in _at(e, key) for e in layers[i:])}
             if given:
                 shown = ", ".join(f"{k} = {v!r}" for k, v in given.items())
                 print(f"ganforge: warning: {sources[i]} replaces {key} {table.get('name')!r}, and with it the "
                       f"parameters given for it ({shown}): a section's parameters belong to its plugin; give "
-                      f"them again (--set {key}.KEY=VALUE) where {key} {raw[key].get('name')!r} takes them",
+                      f"them again (--set {key}.KEY=VALUE) where {key} {_at(raw, key).get('name')!r} takes them",
                       file=sys.stderr)
     return raw
 

@@ -243,6 +243,39 @@ def test_renaming_a_section_says_which_of_the_users_parameters_it_drops(
     assert capsys.readouterr().err == ""
 
 
+def test_an_override_indexes_a_list_of_tables(tmp_path: Path) -> None:
+    recipe = tmp_path / "r1.toml"
+    recipe.write_text('[[regularizers]]\nname = "r1"\ngamma = 0.3\nevery = 16\n'
+                      '[[regularizers]]\nname = "path-length"\nevery = 4\n')
+    config = load_config(recipe, ["regularizers.0.every=4", "regularizers.1.weight=1.5"])
+    first, second = config.regularizers
+    assert (first.name, first.params.gamma, first.params.every) == ("r1", 0.3, 4)  # the item's other keys are kept
+    assert (second.name, second.params.every, second.params.weight) == ("path-length", 4, 1.5)
+    assert load_config(None, ["optim.g.betas.1=0.9"]).optim.g.betas == (0.5, 0.9)  # a plain list, too
+
+
+def test_an_override_past_a_lists_end_names_its_length_and_how_to_add(tmp_path: Path) -> None:
+    recipe = tmp_path / "r1.toml"
+    recipe.write_text('[[regularizers]]\nname = "r1"\n')
+    assert ("regularizers.1: regularizers has 1 item, so its indices are 0 to 0; give the whole list to add "
+            "one (--set 'regularizers=[{name = \"...\"}]'") in load_error("regularizers.1.every=4", path=recipe)
+    assert "regularizers.0: regularizers has no items" in load_error("regularizers.0.every=4")
+    assert "output.loggers.0: output.loggers has no items" in load_error("output.loggers.0.name=tensorboard")
+    assert ("optim.g.betas has 2 items, so its indices are 0 to 1; give the whole list to change its length "
+            "(--set 'optim.g.betas=[...]')") in load_error("optim.g.betas.2=0.9")
+
+
+def test_renaming_a_list_item_starts_it_afresh_and_says_what_it_drops(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r1.toml"
+    recipe.write_text('[[regularizers]]\nname = "r1"\ngamma = 0.3\nevery = 16\n')
+    config = load_config(recipe, ["regularizers.0.name=wgan-gp"])
+    assert config.regularizers[0].name == "wgan-gp" and config.regularizers[0].params.every == 1
+    err = capsys.readouterr().err
+    assert "--set regularizers.0.name=wgan-gp replaces regularizers.0 'r1'" in err
+    assert "gamma = 0.3, every = 16" in err
+
+
 class _OneInput(torch.nn.Module):
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         return x * scale
