@@ -244,6 +244,18 @@ def test_every_run_is_checked_before_training(tmp_path: Path) -> None:
         LabConfig(combinations=(Combination(name="a"), Combination(name="a")))
 
 
+def test_a_bad_dataset_is_reported_once_for_every_combination(tmp_path: Path) -> None:
+    lab = LabConfig(datasets=("ring8", "ring"))
+    with pytest.raises(ConfigError) as info:
+        plan(lab, tmp_path, MANAGER)
+    text = str(info.value)
+    assert text.count("unknown dataset 'ring'") == 1, text  # not once per combination
+    assert text.startswith("invalid run config of every combination on 'ring':") and "did you mean 'ring8'" in text
+    one = LabConfig(datasets=("ring",), combinations=(Combination(name="solo"),))
+    with pytest.raises(ConfigError, match="invalid run config of combination 'solo' on 'ring'"):
+        plan(one, tmp_path, MANAGER)
+
+
 def test_the_longest_runs_are_started_first(tmp_path: Path) -> None:
     jobs = plan(LabConfig(), tmp_path, MANAGER)
     cost = {(j.combination, j.dataset): j.cost for j in jobs}

@@ -211,15 +211,17 @@ class Job:
 def plan(lab: LabConfig, out: Path, manager: PluginManager) -> list[Job]:
     """Every run of the lab, each config structured (so checked) before anything trains."""
     jobs: list[Job] = []
-    problems: list[str] = []
+    # (dataset, what is wrong) -> the combinations it is wrong for: a bad dataset (or a setting every
+    # combination shares) is said once, not once per combination
+    problems: dict[tuple[str, str], list[str]] = {}
     for combination in lab.combinations:
         for dataset in lab.datasets:
             raw = compose(lab, combination, dataset, lab.seeds[0])
             try:
-                config = structure_as(RunConfig, raw, manager, source=f"run config of combination "
-                                                                       f"{combination.name!r} on {dataset!r}")
+                config = structure_as(RunConfig, raw, manager, source="run config")
             except ConfigError as exc:
-                problems.append(str(exc))
+                detail = str(exc).partition("\n")[2] or str(exc)
+                problems.setdefault((dataset, detail), []).append(combination.name)
                 continue
             cost = estimated_cost(config, manager)
             for seed in lab.seeds:
@@ -231,7 +233,13 @@ def plan(lab: LabConfig, out: Path, manager: PluginManager) -> list[Job]:
                     cost=cost,
                 ))
     if problems:
-        raise ConfigError("\n".join(problems))
+        def which(names: list[str]) -> str:
+            if len(lab.combinations) > 1 and len(names) == len(lab.combinations):
+                return "every combination"
+            return "combination " + ", ".join(map(repr, names))
+
+        raise ConfigError("\n".join(f"invalid run config of {which(names)} on {dataset!r}:\n{detail}"
+                                     for (dataset, detail), names in problems.items()))
     return jobs
 
 
