@@ -427,6 +427,8 @@ class _NamedError(GanforgeError):
 # -- error messages -----------------------------------------------------------------------------
 
 _ATTRS_MESSAGE = re.compile(r"^'(?P<field>\w+)' (?P<rest>.*)$", re.DOTALL)
+# attrs' min_len / max_len: "Length of 'seeds' must be >= 1: 0"
+_ATTRS_LENGTH = re.compile(r"^Length of '(?P<field>\w+)' must be (?P<op>[<>]=) (?P<bound>\d+): (?P<got>\d+)$")
 
 
 def _leaves(exc: BaseException, path: str) -> Iterator[tuple[str, BaseException]]:
@@ -459,6 +461,10 @@ def _describe(path: str, exc: BaseException) -> str:
     if isinstance(exc, ValueError) and (m := _ATTRS_MESSAGE.match(text)):
         field = f"{where}.{m['field']}".lstrip(".")
         return f"{field}: {m['rest']}"
+    if isinstance(exc, ValueError) and (m := _ATTRS_LENGTH.match(text)):
+        field = f"{where}.{m['field']}".lstrip(".")
+        least = "at least" if m["op"] == ">=" else "at most"
+        return f"{field}: expected a length of {least} {m['bound']}, got {m['got']}"  # a list's or a string's
     if isinstance(exc, GanforgeError | _ScalarTypeError):
         return f"{where}: {exc}"
     return f"{where}: {type(exc).__name__}: {exc}"

@@ -276,6 +276,22 @@ def test_renaming_a_list_item_starts_it_afresh_and_says_what_it_drops(
     assert "gamma = 0.3, every = 16" in err
 
 
+@attrs.frozen(kw_only=True)
+class _Seeds:
+    seeds: tuple[int, ...] = attrs.field(default=(0,), validator=attrs.validators.and_(
+        attrs.validators.min_len(1), attrs.validators.max_len(3)))
+
+
+@pytest.mark.parametrize(("seeds", "message"), [([], "seeds: expected a length of at least 1, got 0"),
+                                                ([1, 2, 3, 4], "seeds: expected a length of at most 3, got 4")])
+def test_a_list_of_the_wrong_length_is_named_with_its_bound(seeds: list[int], message: str) -> None:
+    from ganforge.config import structure_as
+
+    with pytest.raises(ConfigError) as info:
+        structure_as(_Seeds, {"seeds": seeds})
+    assert message in str(info.value) and "ValueError" not in str(info.value)
+
+
 class _OneInput(torch.nn.Module):
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         return x * scale
