@@ -479,11 +479,15 @@ def describe_errors(exc: BaseException) -> list[str]:
 
 
 def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "",
-          dropped: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+          dropped: list[tuple[str, dict[str, Any]]] | None = None,
+          lists: Mapping[str, list[Any] | None] | None = None) -> dict[str, Any]:
     """``override`` deep-merged onto a copy of ``base``; lists are replaced, not merged, except by
     index: a table of integer keys onto a list (``--set regularizers.0.every=4``) merges into those
-    items. A component section (or list item) renamed by ``override`` starts afresh; ``dropped``
-    (when given) collects each such section's dotted path and the table it replaced."""
+    items, the list being ``base``'s or, where ``base`` has none, its default in ``lists`` (a run
+    config's, :data:`LIST_DEFAULTS`, unless given). A component section (or list item) renamed by
+    ``override`` starts afresh; ``dropped`` (when given) collects each such section's dotted path and
+    the table it replaced."""
+    lists = LIST_DEFAULTS if lists is None else lists
     out = copy.deepcopy(base)
     for key, value in override.items():
         current = out.get(key)
@@ -496,11 +500,15 @@ def merge(base: dict[str, Any], override: Mapping[str, Any], _path: str = "",
                 if dropped is not None:
                     dropped.append((key, current))
             else:
-                out[key] = merge(current, value, f"{_path}{key}.", dropped)
+                out[key] = merge(current, value, f"{_path}{key}.", dropped, lists)
         elif (isinstance(value, Mapping) and value and all(map(_is_index, value))
-              and (isinstance(current, list) or (current is None and f"{_path}{key}" in LIST_DEFAULTS))):
-            items = current if current is not None else LIST_DEFAULTS[f"{_path}{key}"]
-            out[key] = _merge_items(items or [], value, f"{_path}{key}", dropped)
+              and (isinstance(current, list) or (current is None and f"{_path}{key}" in lists))):
+            items = current if current is not None else lists[f"{_path}{key}"]
+            if items is None:
+                raise ConfigError(f"{_path}{key}.{next(iter(value))}: the config gives no {_path}{key} to index "
+                                  f"(its default is not a list of plain values); give the whole list "
+                                  f"(--set '{_path}{key}=[...]')")
+            out[key] = _merge_items(items, value, f"{_path}{key}", dropped, lists)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -511,7 +519,8 @@ def _is_index(key: object) -> bool:
 
 
 def _merge_items(items: list[Any], override: Mapping[str, Any], path: str,
-                 dropped: list[tuple[str, dict[str, Any]]] | None) -> list[Any]:
+                 dropped: list[tuple[str, dict[str, Any]]] | None,
+                 lists: Mapping[str, list[Any] | None]) -> list[Any]:
     """``override``'s ``{"0": ...}`` entries merged into a copy of ``items`` by index; an item given
     another ``name`` is another plugin's and starts afresh, as a renamed section does."""
     out = copy.deepcopy(items)
@@ -532,7 +541,7 @@ def _merge_items(items: list[Any], override: Mapping[str, Any], path: str,
                 if dropped is not None:
                     dropped.append((f"{path}.{i}", item))
             else:
-                out[i] = merge(item, value, f"{path}.{i}.", dropped)
+                out[i] = merge(item, value, f"{path}.{i}.", dropped, lists)
         else:
             out[i] = copy.deepcopy(value)
     return out
@@ -694,8 +703,9 @@ def load_settings(cls: type[T], path: str | Path | None = None, overrides: Itera
                   manager: PluginManager | None = None, *, what: str = "config") -> T:
     """Load any attrs config class from an optional TOML file plus ``--set`` overrides."""
     raw: dict[str, Any] = read_toml(path) if path is not None else {}
+    lists = _list_defaults(cls) if attrs.has(cls) else {}
     for item in overrides:
-        raw = merge(raw, parse_override(item))
+        raw = merge(raw, parse_override(item), lists=lists)
     source = f"{what} {str(path)!r}" if path is not None else what
     return structure_as(cls, raw, manager, source=source)
 

@@ -292,6 +292,28 @@ def test_a_list_of_the_wrong_length_is_named_with_its_bound(seeds: list[int], me
     assert message in str(info.value) and "ValueError" not in str(info.value)
 
 
+@attrs.frozen(kw_only=True)
+class _Part:
+    x: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class _CommandSettings:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    parts: tuple[_Part, ...] = (_Part(),)
+
+
+def test_a_commands_own_settings_index_their_lists_too() -> None:
+    from ganforge.config import load_settings
+
+    assert load_settings(_CommandSettings, None, ["seeds.1=9"]).seeds == (0, 9, 2)  # the class default's items
+    with pytest.raises(ConfigError, match=re.escape("parts.0: the config gives no parts to index (its default is "
+                                                    "not a list of plain values); give the whole list")):
+        load_settings(_CommandSettings, None, ["parts.0.x=1"])
+    assert load_settings(_CommandSettings, None, ["parts=[{x = 1}, {x = 2}]", "parts.1.x=5"]).parts == (
+        _Part(x=1), _Part(x=5))
+
+
 class _OneInput(torch.nn.Module):
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         return x * scale
