@@ -88,6 +88,10 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
         _check_new(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file, or one of its parents is: mkdir does not say which
+        what = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
+        raise OutputError(f"cannot write to output directory {str(out)!r}: {str(what)!r} is a file, not a "
+                          "directory") from None
     except OSError as exc:
         raise OutputError(f"cannot write to output directory {str(out)!r}: {exc.strerror or exc}") from None
     lock = RunLock(out).acquire()

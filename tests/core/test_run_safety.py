@@ -282,6 +282,18 @@ def test_out_into_a_non_empty_directory_that_is_not_a_run_is_refused_untouched(
     assert main(["train", "--out", str(empty), *sets("train.steps=2")]) == 0  # an empty one is fine
 
 
+@pytest.mark.parametrize("below", ["", "sub/run"])
+def test_out_at_a_file_names_the_file_and_leaves_it_untouched(
+    below: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    out = notes / below if below else notes
+    code, err = run_cli(["train", "--out", str(out), *sets()], capsys)
+    assert code == 2 and f"{str(notes)!r} is a file, not a directory" in err, err
+    assert notes.read_text() == "mine\n"
+
+
 # -- 6. resume never deletes before it replaces -----------------------------------------------------------
 
 
