@@ -7,7 +7,15 @@ components implement, and the small records passed to them. Everything else is i
 from __future__ import annotations
 
 from .building import resolve_device
-from .checkpoint import Checkpoint, atomic_write, atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    atomic_write,
+    atomic_write_text,
+    load_checkpoint,
+    make_output_dir,
+    save_checkpoint,
+    write_output,
+)
 from .config import (
     Choice,
     DiscriminatorChoice,
@@ -146,6 +154,7 @@ __all__ = [
     "load_run",
     "load_settings",
     "make_converter",
+    "make_output_dir",
     "nearest_mode",
     "png_bytes",
     "power_of_two",
@@ -158,4 +167,5 @@ __all__ = [
     "set_plugin_manager",
     "structure_as",
     "to_unit",
+    "write_output",
 ]

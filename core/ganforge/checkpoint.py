@@ -61,7 +61,7 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` through ``write(tmp)`` into a temporary file beside it, fsync, then rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -78,6 +78,32 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
     atomic_write(path, write)
+
+
+def make_output_dir(path: Path, *, what: str | None = None) -> Path:
+    """``path`` created as a directory (and its parents) for a user's output; an ``OSError`` becomes an
+    :class:`OutputError` that starts with ``what`` (default: ``cannot write to output directory PATH``)
+    and names the file standing in the way, where mkdir's own "File exists" / "Not a directory" does
+    not say which."""
+    what = what or f"cannot write to output directory {str(path)!r}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise OutputError(f"{what}: {str(blocker)!r} is a file, not a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{what}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_output(path: Path, write: Callable[[Path], object]) -> None:
+    """A user-facing output file: its directory made with :func:`make_output_dir`, then
+    :func:`atomic_write`; an ``OSError`` becomes an :class:`OutputError` naming the path."""
+    make_output_dir(path.parent, what=f"cannot write {str(path)!r}")
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def step_name(step: int) -> str:

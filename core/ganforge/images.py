@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,8 @@ import torch
 import torchvision.utils
 from torch import Tensor
 
-from .checkpoint import atomic_write
-from .errors import DataError, OutputError
+from .checkpoint import write_output
+from .errors import DataError
 
 MAX_IMAGE_PIXELS = 8192 * 8192
 """The largest image :func:`read_image` decodes: a header is read before any pixel, so a
@@ -104,7 +103,7 @@ def save_samples(samples: Tensor, path: str | Path, *, nrow: int = 8) -> None:
     def write(tmp: Path) -> None:
         tmp.write_bytes(data)
 
-    _write(Path(path), write)
+    write_output(Path(path), write)
 
 
 def save_array(samples: Tensor, path: str | Path) -> None:
@@ -117,12 +116,4 @@ def save_array(samples: Tensor, path: str | Path) -> None:
         with tmp.open("wb") as f:
             np.save(f, array)
 
-    _write(path, write)
-
-
-def _write(path: Path, write: Callable[[Path], None]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, write)
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    write_output(path, write)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import LATEST, atomic_write_text, step_name
+from .checkpoint import LATEST, atomic_write_text, make_output_dir, step_name
 from .config import LoggerChoice
 from .errors import GanforgeError, OutputError
 from .manager import PluginManager
@@ -86,14 +86,7 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
         # before the lock file too: a directory of the user's gets nothing written into it (one with a
         # lock file is a run, perhaps being written right now: the check under the lock decides)
         _check_new(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file, or one of its parents is: mkdir does not say which
-        what = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
-        raise OutputError(f"cannot write to output directory {str(out)!r}: {str(what)!r} is a file, not a "
-                          "directory") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write to output directory {str(out)!r}: {exc.strerror or exc}") from None
+    make_output_dir(out)
     lock = RunLock(out).acquire()
     try:
         if not resume:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,3 +176,20 @@ def test_a_format_1_checkpoint_still_samples_and_refuses_to_resume(tmp_path: Pat
     (run / "checkpoints" / "latest").write_text("step-00000001\n")
     assert main(["train", "--resume", str(run)]) == 2
     assert "written by an earlier ganforge" in capsys.readouterr().err
+
+
+def test_write_output_makes_its_directories_and_names_a_file_in_the_way(tmp_path: Path) -> None:
+    from ganforge import OutputError, make_output_dir, write_output
+
+    deep = tmp_path / "a" / "b" / "grid.png"
+    write_output(deep, lambda tmp: tmp.write_bytes(b"png"))
+    assert deep.read_bytes() == b"png" and [p.name for p in deep.parent.iterdir()] == ["grid.png"]  # no temporaries
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for target in (notes / "grid.png", notes / "sub" / "grid.png"):
+        with pytest.raises(OutputError, match=re.escape(f"cannot write {str(target)!r}: {str(notes)!r} is a file, "
+                                                        "not a directory")):
+            write_output(target, lambda tmp: tmp.write_bytes(b"png"))
+    with pytest.raises(OutputError, match=re.escape(f"{str(notes)!r} is a file, not a directory")):
+        make_output_dir(notes)
+    assert notes.read_text() == "mine"

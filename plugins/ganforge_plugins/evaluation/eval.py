@@ -34,6 +34,7 @@ from ganforge import (
     make_converter,
     resolve_device,
     structure_as,
+    write_output,
 )
 from torch import Tensor
 
@@ -340,8 +341,7 @@ class Eval:
             result = evaluate_procedure(run, manager)
         text = json.dumps(result, indent=2, sort_keys=False) + "\n"
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out, text)
+            write_output(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         sys.stdout.write(text)
         return 0
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 from attrs import validators as v
-from ganforge import OutputError, atomic_write, atomic_write_text, hookimpl
+from ganforge import OutputError, atomic_write, hookimpl, make_output_dir, write_output
 
 SKIP_KEYS = {"step", "images_seen", "time"}
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -252,11 +252,12 @@ class Report:
             raise OutputError(f"report: {str(run_dir)!r} is not a run directory (no metrics.jsonl, config.toml "
                               "or samples/)")
         out = Path(args.out) if getattr(args, "out", None) else run_dir / "report" / "index.html"
+        make_output_dir(out.parent, what=f"report: cannot write {str(out)!r}")
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out, render(run_dir, out.parent, max_grids=self.config.max_grids))
+            html = render(run_dir, out.parent, max_grids=self.config.max_grids)  # copies grids beside it
         except OSError as exc:
-            raise OutputError(f"report: cannot write {str(out)!r}: {exc.strerror or exc}") from None
+            raise OutputError(f"report: cannot write into {str(out.parent)!r}: {exc.strerror or exc}") from None
+        write_output(out, lambda tmp: tmp.write_text(html, encoding="utf-8"))
         print(f"wrote {out}", file=sys.stderr)
         return 0
 

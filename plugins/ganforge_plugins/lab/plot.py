@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ganforge import OutputError, atomic_write
+from ganforge import write_output
 from PIL import Image, ImageDraw, ImageFont
 
 PANEL = 256  # plot area, pixels per side
@@ -84,8 +84,4 @@ def draw_panels(records: Sequence[Mapping[str, Any]], combinations: Sequence[Any
         tmp.write_bytes(buffer.getvalue())
 
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, write)
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    write_output(path, write)

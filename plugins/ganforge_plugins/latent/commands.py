@@ -38,10 +38,7 @@ from ganforge import (
     ConfigError,
     DataError,
     InversionChoice,
-    OutputError,
     Progress,
-    atomic_write,
-    atomic_write_text,
     hookimpl,
     load_generator,
     make_converter,
@@ -50,6 +47,7 @@ from ganforge import (
     save_samples,
     structure_as,
     to_unit,
+    write_output,
 )
 from torch import Tensor
 
@@ -101,22 +99,11 @@ def _out_path(path: str, suffixes: tuple[str, ...], flag: str = "--out") -> Path
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        def write(tmp: Path) -> None:
-            tmp.write_bytes(data)
-
-        atomic_write(path, write)
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    write_output(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    write_output(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _grid(images: Tensor, nrow: int) -> np.ndarray:

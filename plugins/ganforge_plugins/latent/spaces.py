@@ -17,7 +17,7 @@ from typing import Any
 
 import safetensors.torch
 import torch
-from ganforge import ConfigError, atomic_write, atomic_write_text
+from ganforge import ConfigError, atomic_write, atomic_write_text, write_output
 from torch import Tensor, nn
 
 SPACES = ("z", "w", "w+")
@@ -203,9 +203,9 @@ def save_latent_array(path: str | Path, latents: Tensor, *, generator: Any, spac
     if path.suffix != ".npy":
         raise ConfigError(f"path: latent arrays are written as .npy, got {str(path)!r}")
     data = latent_array_bytes(latents)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    atomic_write_text(side_file(path), latent_side(generator, space=space, meta=meta or {}))
+    side = latent_side(generator, space=space, meta=meta or {}).encode("utf-8")
+    write_output(path, lambda tmp: tmp.write_bytes(data))
+    write_output(side_file(path), lambda tmp: tmp.write_bytes(side))
     return path
 
 

@@ -35,7 +35,7 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
-from ganforge import ConfigError, DataError, GanforgeError, atomic_write, hookimpl, structure_as
+from ganforge import ConfigError, DataError, GanforgeError, hookimpl, structure_as, write_output
 from torch import Tensor, nn
 
 from ganforge_plugins.metrics.files import cache_root, check_sha256, sha256_file
@@ -358,8 +358,7 @@ def train_classifier(config: TrainClassifierConfig, manager: Any, *, log: Any = 
         safetensors.torch.save_file(state, str(tmp), metadata={"dataset": config.dataset,
                                                                 "test_accuracy": f"{test_acc:.4f}"})
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, write)
+    write_output(out, write)
     out.chmod(0o644)  # the temporary file was private; the weights are meant to be shared
     return {
         "file": out.name,
