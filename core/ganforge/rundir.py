@@ -82,15 +82,14 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
     directory that is empty or does not exist yet (a run's directory, or one holding the user's own
     files, is refused, naming what is there); a resumed one must be a run. Returns the held lock;
     the caller releases it when the run ends."""
-    if not resume and not (out / LOCK).exists():
-        # before the lock file too: a directory of the user's gets nothing written into it (one with a
-        # lock file is a run, perhaps being written right now: the check under the lock decides)
-        _check_new(out)
+    if not resume:
+        # before the lock file too: a directory of the user's gets nothing written into it
+        _check_new(out, under_lock=False)
     make_output_dir(out)
     lock = RunLock(out).acquire()
     try:
         if not resume:
-            _check_new(out)  # again under the lock: two writers started together cannot both find it empty
+            _check_new(out, under_lock=True)  # again: two writers started together cannot both find it empty
         probe = out / f".write-probe-{os.getpid()}"
         try:
             probe.write_bytes(b"")
@@ -104,10 +103,16 @@ def prepare_run_dir(out: Path, *, resume: bool = False) -> RunLock:
     return lock
 
 
-def _check_new(out: Path) -> None:
+def _check_new(out: Path, *, under_lock: bool) -> None:
     if not out.is_dir():
         return
-    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    names = sorted(p.name for p in out.iterdir())
+    if LOCK in names and not under_lock:
+        # a run, perhaps being written right now: its lock file comes before any other file it writes, so
+        # one listing that shows its temporaries shows the lock too (the check under the lock decides;
+        # testing for the lock apart from this listing let a writer see a winner's .config.toml.tmp-PID)
+        return
+    entries = [name for name in names if name != LOCK]
     if any(name in entries for name in _RUN_MARKERS):
         raise OutputError(f"output directory {str(out)!r} already holds a run; choose another --out so that "
                           "its checkpoints and samples are not overwritten (or --resume it)")

@@ -152,6 +152,24 @@ print(json.dumps(codes))
 """
 
 
+def test_a_directory_listed_with_a_lock_is_left_to_the_check_under_the_lock(tmp_path: Path) -> None:
+    # the race the stress test below hit once in 140 refusals: a writer tested for .lock, found none, and
+    # then listed the directory after the winner had taken its lock and begun config.toml: it refused
+    # with "is not empty and is not a ganforge run (it holds .config.toml.tmp-PID)". One listing decides now.
+    from ganforge.rundir import LOCK, _check_new
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK).write_text("pid 1 on host\n")
+    (out / ".config.toml.tmp-15339").write_text("")
+    _check_new(out, under_lock=False)  # a run being written: not refused as a user's directory
+    with pytest.raises(GanforgeError, match="is not empty and is not a ganforge run"):
+        _check_new(out, under_lock=True)  # under the lock the same listing is judged
+    (out / LOCK).unlink()
+    with pytest.raises(GanforgeError, match=r"is not empty and is not a ganforge run \(it holds \.config"):
+        _check_new(out, under_lock=False)  # no lock: a user's directory, refused before anything is written
+
+
 @pytest.mark.slow  # 20 rounds of 8 forked writers: about 3 minutes on 2 cores
 def test_stress_eight_writers_twenty_times_the_directory_equals_an_undisturbed_run(
     tmp_path: Path, subprocess_env: dict[str, str]
