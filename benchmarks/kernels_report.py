@@ -253,21 +253,22 @@ def bench_ops(args: argparse.Namespace, device: str, bandwidth: float, *, deadli
                                 step()
                                 sync(device)
                                 row["compile_s"] = round(time.perf_counter() - t0, 3)
-                            reps = args.reps
-                            if deadline is not None:  # one call first: a slow pass (eager upfirdn2d's double
-                                # backward took 3.4 s per call on an H200) must not spend the whole budget
+                            reps, warmup = args.reps, args.warmup
+                            if deadline is not None:  # one warm-up call timed first: a slow pass (eager upfirdn2d's
+                                # double backward took 3.4 s per call on an H200) must not spend the whole budget
                                 t0 = time.perf_counter()
                                 step()
                                 sync(device)
                                 once = time.perf_counter() - t0
-                                reps = reps_that_fit(once, deadline - time.perf_counter(), args.warmup, reps)
+                                warmup = max(warmup - 1, 0)
+                                reps = reps_that_fit(once, deadline - time.perf_counter(), warmup, reps)
                                 if not reps:
                                     row["skipped"] = f"stage budget (one call took {once:.2f} s)"
                                     rows.append(row)
                                     continue
                                 if reps < args.reps:
                                     row["reps"] = reps
-                            ms, iqr = time_ms(step, device, args.warmup, reps)
+                            ms, iqr = time_ms(step, device, warmup, reps)
                         except Exception as exc:  # e.g. compile's double backward
                             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
                             rows.append(row)
